@@ -1,0 +1,181 @@
+"""``settings.SCOUT``, validated once into a typed object.
+
+Use :func:`scout_settings` to read the configuration. The result is cached and rebuilt when
+``settings.SCOUT`` changes (``override_settings`` in tests). An unknown key or a value of the
+wrong type raises :class:`~django.core.exceptions.ImproperlyConfigured` naming the key and
+what was expected.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = ["ScoutSettings", "connect_signals", "reset_cache", "scout_settings"]
+
+DEFAULT_API_BASE_URL = "https://api.scoutos.com"
+
+
+def _check_http_url(value: str, key: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{key} must be an absolute http(s) URL, got {value!r}")
+    return value
+
+
+class ScoutSettings(BaseModel):
+    """The validated ``settings.SCOUT`` dictionary; attribute names are the setting keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+    API_KEY: str | None = Field(default=None, description="Bearer token for the Scout API")
+    API_BASE_URL: str = Field(default=DEFAULT_API_BASE_URL, description="base of every API path")
+    SIGNING_SECRET: tuple[str, ...] = Field(
+        default=(), description="callback secrets; the first is current, the rest are accepted"
+    )
+    CALLBACK_BASE_URL: str | None = Field(default=None, description="public origin of this site")
+    ALLOW_INSECURE_CALLBACKS: bool = False
+    SIGNATURE_TOLERANCE: int = Field(default=300, ge=0)
+    TRUSTED_EVENTS_HOSTS: tuple[str, ...] | None = None
+    FETCH_EVENTS: bool = True
+    TIMEOUT: float = Field(default=30.0, gt=0)
+    MAX_RETRIES: int = Field(default=3, ge=0, le=20)
+    CALLBACK_DEADLINE: int = Field(default=86400, gt=0)
+    ASYNC_INTERACT_ENDPOINT: Literal["world", "v1"] = "world"
+
+    @field_validator("API_KEY", "CALLBACK_BASE_URL", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("SIGNING_SECRET", mode="before")
+    @classmethod
+    def _secret_list(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,) if value else ()
+        if isinstance(value, (list, tuple)):
+            if not all(isinstance(item, str) and item for item in value):
+                raise ValueError("every secret must be a non-empty string")
+            return tuple(value)
+        raise ValueError("must be a string or a list of strings")
+
+    @field_validator("TRUSTED_EVENTS_HOSTS", mode="before")
+    @classmethod
+    def _host_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("must be a list of host names, not a single string")
+        if isinstance(value, list | tuple):
+            return tuple(str(item).lower() for item in value)
+        return value
+
+    @field_validator("API_BASE_URL")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _check_http_url(value, "API_BASE_URL").rstrip("/")
+
+    @field_validator("CALLBACK_BASE_URL")
+    @classmethod
+    def _callback_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _check_http_url(value, "CALLBACK_BASE_URL").rstrip("/")
+
+    @model_validator(mode="after")
+    def _https_callbacks(self) -> ScoutSettings:
+        if (
+            self.CALLBACK_BASE_URL
+            and not self.ALLOW_INSECURE_CALLBACKS
+            and urlsplit(self.CALLBACK_BASE_URL).scheme != "https"
+        ):
+            raise ValueError(
+                "CALLBACK_BASE_URL must use https:// (Scout only calls HTTPS URLs); "
+                "set ALLOW_INSECURE_CALLBACKS=True for local development"
+            )
+        return self
+
+    @property
+    def trusted_events_hosts(self) -> tuple[str, ...]:
+        """Hosts an ``events_url`` may point at (defaults to the API host)."""
+        if self.TRUSTED_EVENTS_HOSTS is not None:
+            return self.TRUSTED_EVENTS_HOSTS
+        host = urlsplit(self.API_BASE_URL).hostname
+        return (host,) if host else ()
+
+    def require(self, key: str) -> Any:
+        """Return the value of ``key``, raising ``ImproperlyConfigured`` when it is unset."""
+        value = getattr(self, key)
+        if value in (None, ()):
+            raise ImproperlyConfigured(f"settings.SCOUT[{key!r}] is required for this operation")
+        return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(part) for part in error.get("loc", ())) or "SCOUT"
+    if error.get("type") == "extra_forbidden":
+        known = ", ".join(sorted(ScoutSettings.model_fields))
+        return f"settings.SCOUT has an unknown key {loc!r}; known keys are: {known}"
+    key = str(error["loc"][0]) if error.get("loc") else "SCOUT"
+    field = ScoutSettings.model_fields.get(key)
+    expected = ""
+    if field is not None and field.annotation is not None:
+        expected = f" (expected {getattr(field.annotation, '__name__', None) or field.annotation})"
+    return f"settings.SCOUT[{loc!r}] is invalid{expected}: {error.get('msg', 'invalid value')}"
+
+
+def build_settings(raw: Any) -> ScoutSettings:
+    """Validate a raw ``SCOUT`` dict into :class:`ScoutSettings` (raises ``ImproperlyConfigured``)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured(f"settings.SCOUT must be a dict, got {type(raw).__name__}")
+    try:
+        return ScoutSettings.model_validate(raw)
+    except ValidationError as exc:
+        messages = "; ".join(_describe(dict(err)) for err in exc.errors())
+        raise ImproperlyConfigured(messages) from None
+
+
+_lock = threading.Lock()
+_cache: ScoutSettings | None = None
+
+
+def scout_settings() -> ScoutSettings:
+    """Return the validated ``settings.SCOUT`` (cached until the setting changes)."""
+    global _cache
+    cached = _cache
+    if cached is not None:
+        return cached
+    with _lock:
+        if _cache is None:
+            _cache = build_settings(getattr(settings, "SCOUT", None))
+        return _cache
+
+
+def reset_cache(**kwargs: Any) -> None:
+    """Forget the cached settings (connected to ``setting_changed``)."""
+    global _cache
+    if kwargs.get("setting", "SCOUT") == "SCOUT":
+        _cache = None
+
+
+def connect_signals() -> None:
+    """Reset the cache whenever ``settings.SCOUT`` is overridden."""
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(reset_cache, dispatch_uid="django_scout.conf.reset_cache")
