@@ -14,6 +14,7 @@ class DjangoScoutConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect the settings cache to ``setting_changed`` so ``override_settings`` works."""
-        from . import conf
+        from . import checks, conf
 
         conf.connect_signals()
+        del checks  # imported for its @register side effect

@@ -139,7 +139,7 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def build_settings(raw: Any) -> ScoutSettings:
-    """Validate a raw ``SCOUT`` dict into :class:`ScoutSettings` (raises ``ImproperlyConfigured``)."""
+    """Validate a raw ``SCOUT`` dict; raise ``ImproperlyConfigured`` naming each bad key."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -168,7 +168,8 @@ def verify(
         expected = compute_signature(body, secret, timestamp).encode("ascii")
         for candidate in provided:
             # Compare every pair so timing does not reveal which secret or part matched.
-            if hmac.compare_digest(expected, candidate.encode("ascii", "replace")) and matched is None:
+            equal = hmac.compare_digest(expected, candidate.encode("ascii"))
+            if equal and matched is None:
                 matched = index
     if matched is None:
         raise SignatureError(SignatureFailure.MISMATCH, "signature does not match the body")

@@ -1,0 +1,34 @@
+"""The example project's Celery app (``celery -A example_project worker``).
+
+``CELERY_BROKER_URL`` selects the broker. The default, ``filesystem://``, is kombu's file
+transport: messages are files under ``example_project/var/broker/``, so one machine needs no
+broker server. Use ``redis://…`` or ``amqp://…`` in production.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
+
+app = Celery("example_project")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+if str(app.conf.broker_url or "").startswith("filesystem://"):
+    broker_dir = (
+        Path(os.environ.get("EXAMPLE_VAR_DIR", Path(__file__).resolve().parent.parent / "var"))
+        / "broker"
+    )
+    for sub in ("queue", "processed"):
+        (broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    app.conf.broker_transport_options = {
+        "data_folder_in": str(broker_dir / "queue"),
+        "data_folder_out": str(broker_dir / "queue"),
+        "processed_folder": str(broker_dir / "processed"),
+        "store_processed": False,
+    }
+
+app.autodiscover_tasks()

@@ -1,0 +1,68 @@
+"""Shared fixtures: service availability (PostgreSQL, Redis) for the integration tests.
+
+Without services the integration tests skip with a message saying what to set. With
+``SCOUT_REQUIRE_SERVICES=1`` (CI) a missing or unreachable service fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("SCOUT_REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 3
+        ).close()
+    except OSError:
+        return False
+    return True
+
+
+def service_problem() -> str | None:
+    """Return why the PostgreSQL + Redis services are unusable, or None when both are up."""
+    database_url = os.environ.get("DATABASE_URL", "")
+    broker_url = os.environ.get("CELERY_BROKER_URL", "")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        return "DATABASE_URL is not a PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+    if not broker_url.startswith(("redis://", "amqp://")):
+        return "CELERY_BROKER_URL is not a Redis/RabbitMQ URL (e.g. redis://127.0.0.1:6379/0)"
+    if not _reachable(database_url, 5432):
+        return f"PostgreSQL at {urlsplit(database_url).netloc} is unreachable"
+    default_broker_port = 6379 if broker_url.startswith("redis") else 5672
+    if not _reachable(broker_url, default_broker_port):
+        return f"the broker at {urlsplit(broker_url).netloc} is unreachable"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fail fast in CI when the mandatory services are missing."""
+    if REQUIRE_SERVICES:
+        problem = service_problem()
+        if problem:
+            raise pytest.UsageError(f"SCOUT_REQUIRE_SERVICES=1 but {problem}")
+
+
+@pytest.fixture(scope="session")
+def services() -> dict[str, str]:
+    """PostgreSQL + broker URLs; skips (or fails under SCOUT_REQUIRE_SERVICES=1) without them."""
+    problem = service_problem()
+    if problem:
+        message = (
+            f"integration test needs PostgreSQL + Redis: {problem}. "
+            "Set DATABASE_URL and CELERY_BROKER_URL to run it."
+        )
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    return {
+        "database_url": os.environ["DATABASE_URL"],
+        "broker_url": os.environ["CELERY_BROKER_URL"],
+    }
