@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test lint typecheck docs pytest venv clean
+.PHONY: demo test lint typecheck docs pytest venv clean
 
 venv: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test,docs,example]"
 	touch $(STAMP)
 
+## demo: fake Scout + the example site + a real Celery worker; stays up for the admin (Ctrl-C)
+demo: $(STAMP)
+	cd example_project && ../$(BIN)/python manage.py scout_demo $(DEMO_ARGS)
+
 ## test: everything CI checks — ruff, mypy, the strict docs build and the whole pytest suite
 test: lint typecheck docs pytest
 
@@ -22,7 +26,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy django_scout tests example_project
+	$(BIN)/mypy django_scout tests
+	$(BIN)/mypy --config-file example_project/mypy.ini example_project
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet --site-dir site

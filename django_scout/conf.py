@@ -54,6 +54,12 @@ class ScoutSettings(BaseModel):
     MAX_RETRIES: int = Field(default=3, ge=0, le=20)
     CALLBACK_DEADLINE: int = Field(default=86400, gt=0)
     ASYNC_INTERACT_ENDPOINT: Literal["world", "v1"] = "world"
+    TASK_MAX_RETRIES: int = Field(default=5, ge=0, le=100)
+    TASK_RETRY_BACKOFF: float = Field(default=2.0, ge=0)
+    TASK_RETRY_BACKOFF_MAX: float = Field(default=600.0, ge=0)
+    MAX_CALLBACK_BODY_BYTES: int = Field(default=1_048_576, gt=0)
+    EVENTS_BATCH_SIZE: int = Field(default=500, gt=0, le=10_000)
+    RECONCILE_GRACE: int = Field(default=60, ge=0)
 
     @field_validator("API_KEY", "CALLBACK_BASE_URL", mode="before")
     @classmethod

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests import celery_app  # noqa: F401  (sets the default Celery app for shared tasks)
 
 REQUIRE_SERVICES = os.environ.get("SCOUT_REQUIRE_SERVICES") == "1"
 
@@ -66,3 +69,36 @@ def services() -> dict[str, str]:
         "database_url": os.environ["DATABASE_URL"],
         "broker_url": os.environ["CELERY_BROKER_URL"],
     }
+
+
+@pytest.fixture
+def signal_log() -> Any:
+    """Record every django-scout signal as ``(signal name, object id)``, in order."""
+    from django_scout import signals
+
+    log: list[tuple[str, str]] = []
+    receivers = []
+    for name in signals.__all__:
+        signal = getattr(signals, name)
+
+        def receiver(sender: Any, _name: str = name, **kwargs: Any) -> None:
+            obj = kwargs.get("interaction") or kwargs.get("delivery") or kwargs.get("run")
+            log.append((_name, str(getattr(obj, "pk", None))))
+
+        signal.connect(receiver, weak=False)
+        receivers.append((signal, receiver))
+    yield log
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)
+
+
+@pytest.fixture
+def mock_scout() -> Any:
+    """A scripted in-process Scout API (``tests.mock_scout.MockScout``) used by the services."""
+    from django_scout import services
+    from tests.mock_scout import MockScout
+
+    mock = MockScout()
+    previous = mock.install()
+    yield mock
+    services.client_factory = previous

@@ -6,6 +6,7 @@ e.g. ``postgres://postgres@127.0.0.1:5432/test``.
 
 from __future__ import annotations
 
+import json
 import os
 
 SECRET_KEY = "django-scout-tests-not-secret"
@@ -14,6 +15,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.urls"
+STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -24,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "rest_framework",
     "django_scout",
+    "tests.testapp",
 ]
 
 MIDDLEWARE = [
@@ -58,11 +61,21 @@ if _database_url:
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
-CELERY_TASK_ALWAYS_EAGER = True
+# Unit tests run tasks eagerly; the integration suite's worker sets SCOUT_TEST_EAGER=0.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("SCOUT_TEST_EAGER", "1") == "1"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "memory://")
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 SCOUT = {
     "API_KEY": "test-api-key",
     "API_BASE_URL": "https://api.scoutos.test",
     "SIGNING_SECRET": "test-signing-secret",
     "CALLBACK_BASE_URL": "https://app.example.test",
+    "TASK_RETRY_BACKOFF": 0.0,
 }
+# The integration suite's Celery worker gets its SCOUT settings (fake server and live server
+# URLs) and its own queue name from the environment.
+SCOUT.update(json.loads(os.environ.get("SCOUT_TEST_OVERRIDES", "{}")))
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("SCOUT_TEST_QUEUE", "celery")

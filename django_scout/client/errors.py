@@ -14,6 +14,7 @@ __all__ = [
     "ScoutAuthError",
     "ScoutError",
     "ScoutNotFoundError",
+    "ScoutProtocolError",
     "ScoutRateLimitError",
     "ScoutServerError",
     "ScoutStreamError",
@@ -119,6 +120,19 @@ class ScoutTransportError(ScoutError):
 
 class ScoutStreamError(ScoutError):
     """A streamed body (SSE, NDJSON, JSON) held something that does not parse."""
+
+
+class ScoutProtocolError(ScoutError):
+    """Scout answered 2xx, but the body lacks what the API promises (e.g. no ``session_id``).
+
+    :attr:`status_code` and :attr:`body` (parsed JSON, or text) are kept for debugging.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.body = body
 
 
 class UntrustedURLError(ScoutError, ValueError):

@@ -29,6 +29,8 @@ if str(app.conf.broker_url or "").startswith("filesystem://"):
         "data_folder_out": str(broker_dir / "queue"),
         "processed_folder": str(broker_dir / "processed"),
         "store_processed": False,
+        # Poll the folder often so the demo feels immediate.
+        "polling_interval": 0.1,
     }
 
 app.autodiscover_tasks()

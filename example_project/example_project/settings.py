@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EXAMPLE_VAR_DIR", BASE_DIR / "var"))
 
@@ -50,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_scout",
+    "tickets",
 ]
 
 MIDDLEWARE = [
@@ -89,11 +92,16 @@ def database_config() -> dict[str, Any]:
 
         return dict(dj_database_url.parse(url, conn_max_age=60))
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+    # The web process and the Celery worker share the file: wait for locks instead of failing,
+    # and (Django 5.1+) take the write lock up front and let readers run beside a writer.
+    options: dict[str, Any] = {"timeout": 30}
+    if django.VERSION >= (5, 1):
+        options["transaction_mode"] = "IMMEDIATE"
+        options["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "db.sqlite3",
-        # The web process and the Celery worker share the file; wait for locks instead of failing.
-        "OPTIONS": {"timeout": 30},
+        "OPTIONS": options,
     }
 
 
@@ -109,6 +117,9 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "django-scout-reconcile": {"task": "django_scout.reconcile", "schedule": 60.0},
+}
 
 SCOUT: dict[str, Any] = {
     "API_KEY": os.environ.get("SCOUT_API_KEY") or None,

@@ -1,8 +1,9 @@
-"""URLs of the example project: the admin."""
+"""URLs of the example project: the admin and django-scout's callback endpoint."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("scout/", include("django_scout.urls")),
 ]

@@ -1,0 +1,212 @@
+"""Models of django-scout: sessions, interactions, their events and callback deliveries.
+
+State changes never happen here: :mod:`django_scout.services` moves rows between statuses with
+conditional ``UPDATE`` statements so that two workers racing cannot both win.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class InteractionStatus(models.TextChoices):
+    """Where an :class:`Interaction` is: ``pending`` → ``accepted`` → ``succeeded`` | ``failed``."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @classmethod
+    def terminal(cls) -> tuple[str, ...]:
+        """Statuses that never change again."""
+        return (cls.SUCCEEDED.value, cls.FAILED.value)
+
+
+class SubjectMixin(models.Model):
+    """An optional generic link to any host record (``subject``)."""
+
+    subject_content_type = models.ForeignKey(
+        ContentType,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Type of the host record this work belongs to."),
+    )
+    subject_object_id = models.CharField(max_length=255, blank=True, default="")
+    subject = GenericForeignKey("subject_content_type", "subject_object_id")
+
+    class Meta:
+        abstract = True
+
+    def set_subject(self, subject: models.Model | None) -> None:
+        """Attach ``subject`` (any saved model instance) or clear it with ``None``."""
+        if subject is None:
+            self.subject_content_type = None
+            self.subject_object_id = ""
+            return
+        if subject.pk is None:
+            raise ValueError("subject must be saved before it can be attached")
+        self.subject_content_type = ContentType.objects.get_for_model(subject)
+        self.subject_object_id = str(subject.pk)
+
+
+class Session(models.Model):
+    """A Scout agent session; one session may hold several interactions."""
+
+    # Scout's id is the key, so ``interaction.session_id`` is Scout's session id with no join.
+    session_id = models.CharField(max_length=255, primary_key=True)
+    agent_id = models.CharField(max_length=255, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.session_id
+
+
+class Interaction(SubjectMixin):
+    """One async agent interaction started through Scout, tracked to a terminal status."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent_id = models.CharField(max_length=255)
+    session = models.ForeignKey(
+        Session,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="interactions",
+    )
+    requested_session_id = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("The existing Scout session this interaction continues, if any."),
+    )
+    messages = models.JSONField(default=list)
+    metadata = models.JSONField(default=dict, blank=True)
+    variables = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=16, choices=InteractionStatus.choices, default=InteractionStatus.PENDING
+    )
+    events_url = models.URLField(max_length=2048, blank=True, default="")
+    error_code = models.CharField(max_length=100, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    start_attempts = models.PositiveIntegerField(default=0)
+    start_claimed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("Set while a worker may have sent the start request to Scout."),
+    )
+    event_count = models.PositiveIntegerField(default=0)
+    events_missing = models.BooleanField(
+        default=False, help_text=_("The event stream could not be fetched; see error_message.")
+    )
+    events_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    events_fetched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "accepted_at"], name="scout_inter_status_acc"),
+            models.Index(fields=["status", "created_at"], name="scout_inter_status_created"),
+            models.Index(fields=["agent_id", "created_at"], name="scout_inter_agent_created"),
+            models.Index(
+                fields=["subject_content_type", "subject_object_id"],
+                name="scout_inter_subject",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.status} ({self.pk})"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the interaction succeeded or failed."""
+        return self.status in InteractionStatus.terminal()
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from creation to completion (``None`` while running).
+
+        ``completed_at`` is Scout's clock, so skew is clamped at zero.
+        """
+        if self.completed_at is None:
+            return None
+        return max(0.0, (self.completed_at - self.created_at).total_seconds())
+
+
+class InteractionEvent(models.Model):
+    """One event of an interaction's event stream, in Scout's order."""
+
+    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="events")
+    sequence = models.PositiveIntegerField()
+    name = models.CharField(max_length=255, blank=True, default="")
+    event_id = models.CharField(max_length=255, blank=True, default="")
+    data = models.JSONField(null=True, blank=True)
+    timestamp = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["interaction", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interaction", "sequence"], name="scout_event_unique_sequence"
+            )
+        ]
+        indexes = [models.Index(fields=["created_at"], name="scout_event_created")]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.name}"
+
+
+class CallbackDelivery(models.Model):
+    """A distinct callback from Scout (one per ``callback_event_id``), however often delivered."""
+
+    callback_event_id = models.CharField(max_length=255, unique=True)
+    interaction = models.ForeignKey(
+        Interaction,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+    )
+    target_interaction_id = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text=_("The interaction named in the callback URL, used to match early callbacks."),
+    )
+    session_id = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=32)
+    payload = models.JSONField()
+    raw_body = models.TextField()
+    headers = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    last_received_at = models.DateTimeField(null=True, blank=True)
+    delivery_count = models.PositiveIntegerField(default=1)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    processing_attempts = models.PositiveIntegerField(default=0)
+    processing_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "callback deliveries"
+        indexes = [
+            models.Index(fields=["processed_at", "received_at"], name="scout_delivery_pending"),
+            models.Index(fields=["target_interaction_id"], name="scout_delivery_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.callback_event_id} ({self.status})"

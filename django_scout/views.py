@@ -1,0 +1,120 @@
+"""The callback endpoint Scout POSTs completions to. Thin: verify, validate, store, answer.
+
+The answer never waits on Scout or on processing: the delivery is stored (once per
+``callback_event_id``) and its processing enqueued after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError
+from pydantic import ValidationError
+from rest_framework import exceptions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import services
+from .authentication import IsScoutSigned, ScoutSignatureAuthentication
+from .conf import scout_settings
+from .payloads import CallbackPayload
+
+logger = logging.getLogger("django_scout")
+
+#: Headers never stored with a delivery (credentials and the signature itself).
+REDACTED_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-scout-signature",
+        "x-csrftoken",
+        "x-api-key",
+    }
+)
+
+
+def redacted_headers(headers: Any) -> dict[str, str]:
+    """The request headers minus credentials, cookies and the signature."""
+    return {name: value for name, value in headers.items() if name.lower() not in REDACTED_HEADERS}
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        loc = ".".join(str(item) for item in error.get("loc", ())) or "body"
+        parts.append(f"{loc}: {error.get('msg')}")
+    return "; ".join(parts)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    """413 for a callback body over ``MAX_CALLBACK_BODY_BYTES``."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(detail=f"callback body exceeds {limit} bytes")
+
+
+class CallbackView(APIView):
+    """``POST`` Scout's completion callback; ``interaction_id`` in the URL names its target."""
+
+    authentication_classes = [ScoutSignatureAuthentication]
+    permission_classes = [IsScoutSigned]
+    throttle_classes: list[Any] = []
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """Refuse oversized bodies (413) before reading them for the signature check."""
+        limit = scout_settings().MAX_CALLBACK_BODY_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise PayloadTooLarge(limit)
+        try:
+            body_length = len(request._request.body)
+        except RequestDataTooBig:
+            raise PayloadTooLarge(limit) from None
+        if body_length > limit:
+            raise PayloadTooLarge(limit)
+        super().initial(request, *args, **kwargs)
+
+    def post(self, request: Request, interaction_id: UUID | None = None) -> Response:
+        """Validate and store the callback; 200 for new and repeated deliveries alike."""
+        raw: bytes = request._request.body
+        try:
+            text = raw.decode("utf-8")
+            payload = CallbackPayload.model_validate_json(text)
+        except UnicodeDecodeError:
+            return self._bad_request("body is not UTF-8")
+        except ValidationError as exc:
+            return self._bad_request(_validation_summary(exc))
+        try:
+            delivery, created = services.record_callback(
+                payload, text, redacted_headers(request.headers), interaction_id
+            )
+        except DatabaseError:
+            logger.exception("django-scout: could not store callback %s", payload.callback_event_id)
+            return Response(
+                {"detail": "could not store the callback; retry later"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return Response(
+            {
+                "callback_event_id": delivery.callback_event_id,
+                "duplicate": not created,
+                "delivery_count": delivery.delivery_count,
+            },
+            status=status.HTTP_200_OK,
+        )
+
+    def _bad_request(self, detail: str) -> Response:
+        logger.warning("django-scout: rejected malformed callback: %s", detail)
+        return Response({"detail": f"malformed callback: {detail}"}, status=400)

@@ -1,0 +1,224 @@
+"""``manage.py scout_demo``: the whole integration, end to end, on one machine.
+
+Starts the fake Scout server, this site (for Scout's callbacks and the admin) and a real Celery
+worker, opens a support ticket per scenario and asks Scout to triage each, shows progress, prints
+a summary table, and then either stays up for browsing the admin or, with ``--once``, exits
+(status 1 when an interaction did not end as its scenario expects).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_scout.conf import reset_cache
+from django_scout.models import Interaction
+from django_scout.reporting import interaction_summary
+from django_scout.testing import FakeScout
+from tickets.demo.processes import WebServer, Worker, worker_environment
+from tickets.demo.report import progress_line, table
+from tickets.demo.scenarios import SCENARIOS
+from tickets.models import Ticket
+from tickets.services import ask_scout
+
+DEMO_API_KEY = "demo-api-key"
+DEMO_SECRET = "demo-signing-secret"
+DEMO_USER = "demo"
+DEMO_PASSWORD = "demo"
+
+
+class Command(BaseCommand):
+    """Run the end-to-end demo."""
+
+    help = "Run the django-scout demo: fake Scout + this site + a Celery worker."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """Declare the command's arguments."""
+        parser.add_argument("--once", action="store_true", help="exit after the summary")
+        parser.add_argument("--port", type=int, default=8000, help="web port (0 = any free one)")
+        parser.add_argument(
+            "--timeout", type=float, default=180, help="seconds to wait for the interactions"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Set up, run the scenarios, report, and stay up or exit."""
+        self._prepare_database()
+        broker = str(settings.CELERY_BROKER_URL)
+        if broker.startswith("filesystem://"):
+            self._purge_file_broker()
+        self.stdout.write(f"database: {settings.DATABASES['default']['ENGINE']}, broker: {broker}")
+        fake = FakeScout(api_key=DEMO_API_KEY, signing_secret=DEMO_SECRET)
+        for scenario in SCENARIOS:
+            fake.agent(scenario.agent_id, scenario.behaviour)
+        web = _start_web_server(options["port"])
+        worker: Worker | None = None
+        try:
+            fake.start()
+            self.stdout.write(f"fake Scout:   {fake.base_url}")
+            self.stdout.write(f"example site: {web.url}")
+            scout_env = {
+                "SCOUT_API_KEY": DEMO_API_KEY,
+                "SCOUT_API_BASE_URL": fake.base_url,
+                "SCOUT_SIGNING_SECRET": DEMO_SECRET,
+                "SCOUT_CALLBACK_BASE_URL": web.url,
+                "SCOUT_ALLOW_INSECURE_CALLBACKS": "1",
+            }
+            _apply_scout_settings(scout_env)
+            var_dir = Path(os.environ.get("EXAMPLE_VAR_DIR", Path(settings.BASE_DIR) / "var"))
+            worker = Worker(worker_environment(scout_env), var_dir / "demo-worker.log").start()
+            self.stdout.write("starting a Celery worker ...")
+            worker.wait_ready()
+            ok = self._run_scenarios(fake, options["timeout"])
+            self._print_admin_hint(web.url)
+            if options["once"]:
+                if not ok:
+                    raise CommandError("some interactions did not end as expected")
+                return
+            self.stdout.write("Press Ctrl-C to stop.")
+            _wait_for_interrupt()
+        finally:
+            if worker is not None:
+                worker.stop()
+            web.stop()
+            fake.stop()
+
+    def _prepare_database(self) -> None:
+        call_command("migrate", verbosity=0, interactive=False)
+        user_model = get_user_model()
+        if not user_model.objects.filter(username=DEMO_USER).exists():
+            user_model.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+
+    def _purge_file_broker(self) -> None:
+        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+        folder = options.get("data_folder_in")
+        if folder is None:
+            from example_project.celery import app
+
+            folder = app.conf.broker_transport_options.get("data_folder_in")
+        if folder and Path(folder).is_dir():
+            shutil.rmtree(folder)
+            Path(folder).mkdir(parents=True)
+
+    def _run_scenarios(self, fake: FakeScout, timeout: float) -> bool:
+        started: list[tuple[Any, Ticket, Interaction]] = []
+        for scenario in SCENARIOS:
+            ticket = Ticket.objects.create(
+                subject=scenario.subject, body=scenario.body, customer_email="jane@example.com"
+            )
+            started.append((scenario, ticket, ask_scout(ticket, agent_id=scenario.agent_id)))
+        self.stdout.write(f"started {len(started)} interactions; waiting for Scout's callbacks")
+        begin = time.monotonic()
+        last_line = ""
+        while True:
+            statuses = list(
+                Interaction.objects.filter(pk__in=[i.pk for _, _, i in started]).values_list(
+                    "status", flat=True
+                )
+            )
+            elapsed = time.monotonic() - begin
+            line = progress_line(statuses, elapsed)
+            if line.split("]", 1)[1] != last_line.split("]", 1)[-1] or int(elapsed) % 5 == 0:
+                self.stdout.write(line)
+            last_line = line
+            if all(status in ("succeeded", "failed") for status in statuses):
+                break
+            if elapsed > timeout:
+                self.stderr.write(f"timed out after {timeout:.0f}s")
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)  # let late duplicate deliveries land so the table shows them
+        return self._print_summary(fake, started)
+
+    def _print_summary(
+        self, fake: FakeScout, started: list[tuple[Any, Ticket, Interaction]]
+    ) -> bool:
+        rows = []
+        ok = True
+        for scenario, ticket, interaction in started:
+            interaction.refresh_from_db()
+            ticket.refresh_from_db()
+            summary = interaction_summary(interaction)
+            matches = interaction.status == scenario.expected_status
+            ok = ok and matches
+            rows.append(
+                {
+                    "scenario": scenario.key,
+                    "agent": scenario.agent_id,
+                    "status": interaction.status + ("" if matches else " (!)"),
+                    "events": summary["events"],
+                    "deliveries": summary["deliveries"],
+                    "duration": f"{summary['duration_s']:.1f}s" if summary["duration_s"] else "-",
+                    "ticket": ticket.get_triage_display(),
+                    "error": summary["error_code"] or "",
+                }
+            )
+        self.stdout.write("")
+        self.stdout.write(
+            table(
+                rows,
+                [
+                    ("scenario", "scenario"),
+                    ("agent", "agent"),
+                    ("status", "status"),
+                    ("events", "events"),
+                    ("deliveries", "deliveries"),
+                    ("duration", "duration"),
+                    ("ticket", "ticket"),
+                    ("error", "error"),
+                ],
+            )
+        )
+        self.stdout.write("")
+        self.stdout.write(f"fake Scout sent {len(fake.callbacks)} callback request(s)")
+        self.stdout.write("all interactions ended as expected" if ok else "UNEXPECTED OUTCOMES")
+        return ok
+
+    def _print_admin_hint(self, url: str) -> None:
+        self.stdout.write("")
+        self.stdout.write(f"admin: {url}/admin/  (user {DEMO_USER!r}, password {DEMO_PASSWORD!r})")
+        self.stdout.write(f"       {url}/admin/django_scout/interaction/")
+
+
+def _start_web_server(port: int) -> WebServer:
+    try:
+        return WebServer(port=port).start()
+    except OSError:
+        if port == 0:
+            raise
+        return WebServer(port=0).start()
+
+
+def _apply_scout_settings(env: dict[str, str]) -> None:
+    settings.SCOUT = {
+        **settings.SCOUT,
+        "API_KEY": env["SCOUT_API_KEY"],
+        "API_BASE_URL": env["SCOUT_API_BASE_URL"],
+        "SIGNING_SECRET": [env["SCOUT_SIGNING_SECRET"]],
+        "CALLBACK_BASE_URL": env["SCOUT_CALLBACK_BASE_URL"],
+        "ALLOW_INSECURE_CALLBACKS": True,
+    }
+    reset_cache()
+
+
+def _wait_for_interrupt() -> None:
+    stop = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        while not stop:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass

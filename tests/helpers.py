@@ -1,0 +1,66 @@
+"""Small builders shared by the unit tests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+from django.test import Client
+from django.test.client import Client as DjangoClient
+from django.urls import reverse
+
+SECRET = "test-signing-secret"
+
+
+def seed_signature(raw_body: bytes, timestamp: int, secret: str = SECRET) -> str:
+    """``X-Scout-Signature`` computed with seeds/000's recipe (independent of our signing)."""
+    signed = f"{timestamp}.".encode() + raw_body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return f"t={timestamp},sig={base64.b64encode(digest).decode()}"
+
+
+def callback_payload(session_id: str = "sess_abc123", **overrides: Any) -> dict[str, Any]:
+    """A callback body as Scout documents it."""
+    payload: dict[str, Any] = {
+        "callback_event_id": str(uuid.uuid4()),
+        "session_id": session_id,
+        "status": "succeeded",
+        "completed_at": "2026-03-05T14:30:00Z",
+        "events_url": f"https://api.scoutos.test/v1/agent-sessions/{session_id}/events",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def post_callback(
+    client: DjangoClient | Client,
+    payload: dict[str, Any] | bytes,
+    *,
+    interaction_id: uuid.UUID | str | None = None,
+    secret: str = SECRET,
+    timestamp: int | None = None,
+    signature: str | None = None,
+    extra_headers: dict[str, str] | None = None,
+) -> Any:
+    """POST a signed callback the way Scout does; returns the test client's response."""
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    ts = int(time.time()) if timestamp is None else timestamp
+    headers = {
+        "X-Scout-Signature-Alg": "HMAC-SHA256",
+        "X-Scout-Signature": signature
+        if signature is not None
+        else seed_signature(raw, ts, secret),
+    }
+    headers.update(extra_headers or {})
+    if interaction_id is None:
+        url = reverse("django_scout:callback")
+    else:
+        url = reverse(
+            "django_scout:interaction-callback", kwargs={"interaction_id": interaction_id}
+        )
+    return client.post(url, data=raw, content_type="application/json", headers=headers)

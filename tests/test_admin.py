@@ -1,0 +1,113 @@
+"""The read-only admin: lists, filters, search and detail pages with inlines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from django_scout.models import CallbackDelivery, Interaction, InteractionEvent, Session
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client() -> Client:
+    user = User.objects.create_superuser("admin", "admin@example.com", "pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def finished() -> Interaction:
+    session = Session.objects.create(session_id="sess_admin_1", agent_id="agent-admin")
+    interaction = Interaction.objects.create(
+        agent_id="agent-admin",
+        session=session,
+        status="succeeded",
+        messages=[{"content": "hi <script>"}],
+        completed_at=timezone.now(),
+        event_count=2,
+    )
+    for i in range(2):
+        InteractionEvent.objects.create(
+            interaction=interaction, sequence=i, name="message", data={"text": f"event-{i}"}
+        )
+    CallbackDelivery.objects.create(
+        callback_event_id="cb-admin-1",
+        interaction=interaction,
+        session_id="sess_admin_1",
+        status="succeeded",
+        payload={"status": "succeeded"},
+        raw_body="{}",
+        delivery_count=3,
+    )
+    Interaction.objects.create(agent_id="other-agent", messages=[{"content": "x"}])
+    return interaction
+
+
+def changelist(client: Client, **params: Any) -> str:
+    """The result rows of the interaction changelist (not the filter sidebar)."""
+    response = client.get("/admin/django_scout/interaction/", params)
+    assert response.status_code == 200
+    html = response.content.decode()
+    if 'id="result_list"' not in html:
+        return ""
+    return html.split('id="result_list"', 1)[1].split("</table>", 1)[0]
+
+
+def test_list_shows_status_agent_session_duration(
+    staff_client: Client, finished: Interaction
+) -> None:
+    html = changelist(staff_client)
+    assert "sess_admin_1" in html
+    assert "agent-admin" in html
+    assert "other-agent" in html
+    assert "succeeded" in html.lower()
+    assert "pending" in html.lower()
+
+
+@pytest.mark.parametrize("term", ["sess_admin_1", "cb-admin-1", "agent-admin"])
+def test_search(staff_client: Client, finished: Interaction, term: str) -> None:
+    html = changelist(staff_client, q=term)
+    assert "agent-admin" in html
+    assert "other-agent" not in html
+
+
+def test_search_by_uuid_and_garbage(staff_client: Client, finished: Interaction) -> None:
+    assert "agent-admin" in changelist(staff_client, q=str(finished.pk))
+    assert "other-agent" not in changelist(staff_client, q="not-a-uuid")
+
+
+def test_filter_by_status(staff_client: Client, finished: Interaction) -> None:
+    html = changelist(staff_client, status__exact="pending")
+    assert "other-agent" in html
+    assert "agent-admin" not in html
+
+
+def test_detail_is_read_only_with_events_and_deliveries(
+    staff_client: Client, finished: Interaction
+) -> None:
+    response = staff_client.get(f"/admin/django_scout/interaction/{finished.pk}/change/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "event-0" in html
+    assert "event-1" in html
+    assert "cb-admin-1" in html
+    assert "&lt;script&gt;" in html  # messages are escaped
+    assert 'name="_save"' not in html
+    add = staff_client.get("/admin/django_scout/interaction/add/")
+    assert add.status_code == 403
+
+
+def test_delivery_admin_list_and_search(staff_client: Client, finished: Interaction) -> None:
+    response = staff_client.get("/admin/django_scout/callbackdelivery/", {"q": "cb-admin"})
+    assert response.status_code == 200
+    assert "cb-admin-1" in response.content.decode()
+    delivery = CallbackDelivery.objects.get()
+    detail = staff_client.get(f"/admin/django_scout/callbackdelivery/{delivery.pk}/change/")
+    assert detail.status_code == 200
