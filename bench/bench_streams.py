@@ -112,7 +112,7 @@ def run(
 
 def main() -> None:
     """Parse arguments, run every format, print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--chunk-size", type=int, default=64 * 1024)
     args = parser.parse_args()

@@ -7,6 +7,7 @@ most tests run once per chunking and once per flavour (``iter_*`` and ``aiter_*`
 
 from __future__ import annotations
 
+import itertools
 import json
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -625,7 +626,14 @@ async def test_json_element_larger_than_the_limit(
 
 async def test_json_nested_too_deeply(mode: str) -> None:
     body = b"[" + b"[" * 5000 + b"]" * 5000 + b"]"
-    with pytest.raises(ScoutStreamError, match="nested"):
+    for chunk in (None, 512):
+        with pytest.raises(
+            ScoutStreamError, match="nested more than 1000 levels deep at byte 1001"
+        ):
+            await collect_events(body, "application/json", chunk, mode)
+    # a deep value is refused even where it would only be skipped
+    body = b'{"meta": ' + b"[" * 5000 + b"]" * 5000 + b', "events": []}'
+    with pytest.raises(ScoutStreamError, match="nested more than 1000 levels deep"):
         await collect_events(body, "application/json", 512, mode)
 
 
@@ -691,16 +699,20 @@ async def test_unknown_type_with_an_empty_body_has_no_events(mode: str, body: by
 
 
 def endless_body(fmt: str) -> Iterator[bytes]:
-    """A body that never ends: parsers must yield events before reading it all."""
-    yield {"json": b"[", "wrapped": b'{"x": [1, {"]": "["}], "events": ['}.get(fmt, b"")
-    index = 0
-    while True:
+    """A body that never ends, one event per chunk: events must be yielded as they arrive."""
+    if fmt == "json":
+        yield b"["
+    elif fmt == "wrapped":
+        yield b'{"x": [1, {"]": "["}], "events": ['
+    for index in itertools.count():
         text = json.dumps({"n": index})
-        yield {
-            "sse": f"data: {text}\n\n",
-            "ndjson": f"{text}\n",
-        }.get(fmt, ("," if index else "") + text).encode()
-        index += 1
+        if fmt == "sse":
+            piece = f"data: {text}\n\n"
+        elif fmt == "ndjson":
+            piece = text + "\n"
+        else:
+            piece = ("," if index else "") + text
+        yield piece.encode()
 
 
 @pytest.mark.parametrize(
