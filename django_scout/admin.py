@@ -6,23 +6,37 @@ import json
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
 
-from .models import CallbackDelivery, Interaction, InteractionEvent, Session
+from . import services
+from .models import (
+    CallbackDelivery,
+    Interaction,
+    InteractionEvent,
+    Session,
+    WorkflowRun,
+    WorkflowRunEvent,
+)
 
 if TYPE_CHECKING:
     EventInlineBase = admin.TabularInline[InteractionEvent, Interaction]
     DeliveryInlineBase = admin.TabularInline[CallbackDelivery, Interaction]
+    RunEventInlineBase = admin.TabularInline[WorkflowRunEvent, WorkflowRun]
     InteractionAdminBase = admin.ModelAdmin[Interaction]
     DeliveryAdminBase = admin.ModelAdmin[CallbackDelivery]
     SessionAdminBase = admin.ModelAdmin[Session]
+    RunAdminBase = admin.ModelAdmin[WorkflowRun]
 else:  # the admin classes are not generic at run time
-    EventInlineBase = DeliveryInlineBase = admin.TabularInline
-    InteractionAdminBase = DeliveryAdminBase = SessionAdminBase = admin.ModelAdmin
+    EventInlineBase = DeliveryInlineBase = RunEventInlineBase = admin.TabularInline
+    InteractionAdminBase = DeliveryAdminBase = SessionAdminBase = RunAdminBase = admin.ModelAdmin
 
 
 def _pretty_json(value: Any) -> SafeString:
@@ -256,3 +270,170 @@ class SessionAdmin(ReadOnlyAdminMixin, SessionAdminBase):
 
     list_display = ("session_id", "agent_id", "created_at")
     search_fields = ("session_id", "agent_id")
+
+
+class WorkflowRunEventInline(ReadOnlyAdminMixin, RunEventInlineBase):
+    """A run's streamed events, in the order they arrived."""
+
+    model = WorkflowRunEvent
+    fields = ("sequence", "name", "timestamp", "data_display")
+    readonly_fields = fields
+    ordering = ("sequence",)
+    extra = 0
+    max_num = 0
+
+    @admin.display(description="data")
+    def data_display(self, obj: WorkflowRunEvent) -> SafeString:
+        """The event as indented JSON."""
+        return _pretty_json(obj.data)
+
+
+@admin.register(WorkflowRun)
+class WorkflowRunAdmin(ReadOnlyAdminMixin, RunAdminBase):
+    """Workflow runs, webhook triggers and app executions; re-run from the list or the page."""
+
+    change_form_template = "admin/django_scout/workflowrun/change_form.html"
+    list_display = (
+        "id",
+        "kind",
+        "target_display",
+        "status",
+        "environment",
+        "stream",
+        "created_at",
+        "duration_display",
+        "event_count",
+        "error_code",
+    )
+    list_filter = ("status", "kind", "environment", "stream", "created_at")
+    search_fields = ("workflow_id", "scout_run_id", "session_id")
+    date_hierarchy = "created_at"
+    inlines = (WorkflowRunEventInline,)
+    actions = ("rerun_selected",)
+    readonly_fields = (
+        "id",
+        "kind",
+        "target_display",
+        "status",
+        "environment",
+        "revision_id",
+        "session_id",
+        "stream",
+        "inputs_display",
+        "workflow_key",
+        "workflow_config_display",
+        "scout_run_id",
+        "outputs_display",
+        "duration_ms",
+        "error_code",
+        "error_message",
+        "event_count",
+        "start_attempts",
+        "rerun_of",
+        "subject_display",
+        "created_at",
+        "started_at",
+        "completed_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("id", "kind", "target_display", "status", "subject_display")}),
+        (
+            "Request",
+            {
+                "fields": (
+                    "environment",
+                    "revision_id",
+                    "session_id",
+                    "stream",
+                    "inputs_display",
+                    "workflow_key",
+                    "workflow_config_display",
+                )
+            },
+        ),
+        (
+            "Outcome",
+            {
+                "fields": (
+                    "scout_run_id",
+                    "outputs_display",
+                    "duration_ms",
+                    "error_code",
+                    "error_message",
+                    "event_count",
+                )
+            },
+        ),
+        (
+            "Timing",
+            {"fields": ("created_at", "started_at", "completed_at", "start_attempts", "rerun_of")},
+        ),
+    )
+
+    def get_urls(self) -> list[URLPattern]:
+        """Adds ``<id>/rerun/`` (POST) for the change page's Re-run button."""
+        rerun_view = require_POST(self.admin_site.admin_view(self.rerun_view))
+        return [
+            path("<uuid:run_id>/rerun/", rerun_view, name="django_scout_workflowrun_rerun"),
+            *super().get_urls(),
+        ]
+
+    def _check_rerun_permission(self, request: HttpRequest) -> None:
+        if not request.user.has_perm("django_scout.add_workflowrun"):
+            raise PermissionDenied("re-running needs the 'add workflow run' permission")
+
+    def rerun_view(self, request: HttpRequest, run_id: str) -> HttpResponse:
+        """Start a new run with this run's parameters and open it."""
+        self._check_rerun_permission(request)
+        run = get_object_or_404(WorkflowRun, pk=run_id)
+        new_run = services.rerun(run)
+        self.message_user(request, f"Started {new_run.target} again.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse("admin:django_scout_workflowrun_change", args=[new_run.pk])
+        )
+
+    @admin.action(description="Re-run the selected runs")
+    def rerun_selected(self, request: HttpRequest, queryset: QuerySet[WorkflowRun]) -> None:
+        """Start each selected run again."""
+        self._check_rerun_permission(request)
+        started = [services.rerun(run) for run in queryset]
+        self.message_user(request, f"Started {len(started)} run(s) again.", messages.SUCCESS)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        """Tell the template whether to show the Re-run button."""
+        context["can_rerun"] = request.user.has_perm("django_scout.add_workflowrun")
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    @admin.display(description="target")
+    def target_display(self, obj: WorkflowRun) -> str:
+        """Workflow or app id, or the webhook URL with its token masked."""
+        return obj.target
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: WorkflowRun) -> str:
+        """Seconds from creation to completion."""
+        seconds = obj.duration
+        return "—" if seconds is None else f"{seconds:.1f}s"
+
+    @admin.display(description="inputs")
+    def inputs_display(self, obj: WorkflowRun) -> SafeString:
+        """The inputs (a webhook trigger's body is under ``webhook_body``)."""
+        return _pretty_json(obj.inputs)
+
+    @admin.display(description="workflow config")
+    def workflow_config_display(self, obj: WorkflowRun) -> SafeString:
+        """The inline workflow config, for config runs."""
+        return _pretty_json(obj.workflow_config)
+
+    @admin.display(description="outputs")
+    def outputs_display(self, obj: WorkflowRun) -> SafeString:
+        """What the run produced."""
+        return _pretty_json(obj.outputs)
+
+    @admin.display(description="subject")
+    def subject_display(self, obj: WorkflowRun) -> str:
+        """The host record this run belongs to."""
+        subject = obj.subject
+        return "—" if subject is None else f"{obj.subject_content_type}: {subject}"

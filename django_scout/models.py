@@ -13,6 +13,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .client.redaction import mask_webhook_url
+
 
 class InteractionStatus(models.TextChoices):
     """Where an :class:`Interaction` is: ``pending`` → ``accepted`` → ``succeeded`` | ``failed``."""
@@ -210,3 +212,119 @@ class CallbackDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.callback_event_id} ({self.status})"
+
+
+class WorkflowRunStatus(models.TextChoices):
+    """Where a :class:`WorkflowRun` is: ``pending`` → ``running`` → ``succeeded`` | ``failed``."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WorkflowRunKind(models.TextChoices):
+    """What was run."""
+
+    WORKFLOW = "workflow", _("workflow")
+    WORKFLOW_CONFIG = "workflow_config", _("workflow with config")
+    WEBHOOK = "webhook", _("webhook trigger")
+    APP = "app", _("app")
+
+
+class WorkflowRun(SubjectMixin):
+    """One run of a workflow (by id, with an inline config, or via its webhook) or of an app."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(
+        max_length=20, choices=WorkflowRunKind.choices, default=WorkflowRunKind.WORKFLOW
+    )
+    workflow_id = models.CharField(
+        max_length=255, blank=True, default="", help_text=_("The workflow (or app) id.")
+    )
+    environment = models.CharField(max_length=32, blank=True, default="")
+    revision_id = models.CharField(max_length=255, blank=True, default="")
+    session_id = models.CharField(max_length=255, blank=True, default="")
+    inputs = models.JSONField(default=dict, blank=True)
+    stream = models.BooleanField(default=False)
+    workflow_config = models.JSONField(null=True, blank=True)
+    workflow_key = models.CharField(max_length=255, blank=True, default="")
+    webhook_url = models.TextField(
+        blank=True,
+        default="",
+        help_text=_("Kept so the trigger can be repeated; its token is shown masked everywhere."),
+    )
+    status = models.CharField(
+        max_length=16, choices=WorkflowRunStatus.choices, default=WorkflowRunStatus.PENDING
+    )
+    scout_run_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    outputs = models.JSONField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+    error_code = models.CharField(max_length=100, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    raw_response = models.JSONField(null=True, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    start_attempts = models.PositiveIntegerField(default=0)
+    start_claimed_at = models.DateTimeField(null=True, blank=True)
+    rerun_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="scout_run_status_created"),
+            models.Index(fields=["workflow_id", "created_at"], name="scout_run_wf_created"),
+            models.Index(
+                fields=["subject_content_type", "subject_object_id"], name="scout_run_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.target} {self.status} ({self.pk})"
+
+    def __repr__(self) -> str:
+        return f"<WorkflowRun {self.pk} {self.kind} {self.target!r} {self.status}>"
+
+    @property
+    def target(self) -> str:
+        """What ran, for display: the workflow/app id, or the masked webhook URL."""
+        if self.kind == WorkflowRunKind.WEBHOOK:
+            return mask_webhook_url(self.webhook_url)
+        return self.workflow_id or self.workflow_key or "(inline config)"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run succeeded or failed."""
+        return self.status in (WorkflowRunStatus.SUCCEEDED, WorkflowRunStatus.FAILED)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from creation to completion (``None`` while running)."""
+        if self.completed_at is None:
+            return None
+        return max(0.0, (self.completed_at - self.created_at).total_seconds())
+
+
+class WorkflowRunEvent(models.Model):
+    """One streamed event of a run, stored as it arrives, in order."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="events")
+    sequence = models.PositiveIntegerField()
+    name = models.CharField(max_length=255, blank=True, default="")
+    data = models.JSONField(null=True, blank=True)
+    timestamp = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "sequence"], name="scout_run_event_unique_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.name}"

@@ -70,7 +70,7 @@ def start_interaction_task(self: Task[Any, Any], interaction_id: str) -> str:
     if interaction is None:
         return "skipped"
     try:
-        with services.client_factory() as client:
+        with services.get_client() as client:
             accepted = client.agents.interact_async(
                 interaction.agent_id,
                 messages=interaction.messages,
@@ -119,6 +119,20 @@ def process_callback_task(self: Task[Any, Any], delivery_id: int) -> str:
             raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
         logger.error("django-scout: events for delivery %s are missing: %s", delivery_id, exc)
         return services.process_delivery(delivery_id, events_error=f"event fetch failed: {exc}")
+
+
+@shared_task(bind=True, name="django_scout.run_workflow", max_retries=None, acks_late=True)
+def run_workflow_task(self: Task[Any, Any], run_id: str) -> str:
+    """Run a workflow, webhook trigger or app (see :mod:`django_scout.services.workflows`)."""
+    try:
+        return services.perform_run(run_id)
+    except services.RetryLater as exc:
+        if self.request.retries < scout_settings().TASK_MAX_RETRIES:
+            logger.warning("django-scout: run %s will be retried: %s", run_id, exc)
+            delay = _countdown(self.request.retries, exc.retry_after)
+            raise self.retry(countdown=delay, exc=exc.error) from exc
+        services.fail_run(run_id, _error_code(exc.error), f"gave up after retries: {exc}")
+        return "failed"
 
 
 @shared_task(name="django_scout.fetch_events")

@@ -45,8 +45,21 @@ def service_problem() -> str | None:
     return None
 
 
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    """Resolve only loopback names: no test may send traffic off this machine."""
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    if name not in _LOOPBACK_NAMES and not name.startswith("127."):
+        raise socket.gaierror(f"the test suite only talks to loopback; refused to resolve {name!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Fail fast in CI when the mandatory services are missing."""
+    """Guard the network; fail fast in CI when the mandatory services are missing."""
+    socket.getaddrinfo = _loopback_only_getaddrinfo
     if REQUIRE_SERVICES:
         problem = service_problem()
         if problem:
@@ -95,10 +108,10 @@ def signal_log() -> Any:
 @pytest.fixture
 def mock_scout() -> Any:
     """A scripted in-process Scout API (``tests.mock_scout.MockScout``) used by the services."""
-    from django_scout import services
+    from django_scout.services import common
     from tests.mock_scout import MockScout
 
     mock = MockScout()
     previous = mock.install()
     yield mock
-    services.client_factory = previous
+    common.client_factory = previous

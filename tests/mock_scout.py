@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from django_scout import services
 from django_scout.client import ScoutClient
+from django_scout.services import common
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -73,9 +73,9 @@ class MockScout:
 
     def install(self) -> Callable[[], ScoutClient]:
         """Make django-scout's services use this mock; returns the previous factory."""
-        previous = services.client_factory
+        previous = common.client_factory
         transport = httpx.MockTransport(self.handle)
-        services.client_factory = lambda: ScoutClient.from_settings(
+        common.client_factory = lambda: ScoutClient.from_settings(
             transport=transport, sleep=lambda _s: None
         )
         return previous

@@ -9,7 +9,14 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from django_scout.models import CallbackDelivery, Interaction, InteractionEvent, Session
+from django_scout.models import (
+    CallbackDelivery,
+    Interaction,
+    InteractionEvent,
+    Session,
+    WorkflowRun,
+    WorkflowRunEvent,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -111,3 +118,68 @@ def test_delivery_admin_list_and_search(staff_client: Client, finished: Interact
     delivery = CallbackDelivery.objects.get()
     detail = staff_client.get(f"/admin/django_scout/callbackdelivery/{delivery.pk}/change/")
     assert detail.status_code == 200
+
+
+@pytest.fixture
+def run_with_events(db: Any) -> WorkflowRun:
+    run = WorkflowRun.objects.create(
+        kind="webhook",
+        workflow_id="wf_admin",
+        webhook_url="https://hooks.scoutos.test/v1/workflows/wf_admin/webhook/sEcReT-ToKeN",
+        status="succeeded",
+        inputs={"webhook_body": {"n": 1}},
+        completed_at=timezone.now(),
+    )
+    for i, name in enumerate(["workflow_run_started", "workflow_run_completed"]):
+        WorkflowRunEvent.objects.create(run=run, sequence=i, name=name, data={"i": i})
+    return run
+
+
+def test_workflow_run_list_and_detail_mask_the_webhook_token(
+    staff_client: Client, run_with_events: WorkflowRun
+) -> None:
+    listing = staff_client.get("/admin/django_scout/workflowrun/").content.decode()
+    detail = staff_client.get(
+        f"/admin/django_scout/workflowrun/{run_with_events.pk}/change/"
+    ).content.decode()
+    for html in (listing, detail):
+        assert "sEcReT-ToKeN" not in html
+        assert "webhook/***" in html
+    assert detail.index("workflow_run_started") < detail.index("workflow_run_completed")
+    assert "Re-run" in detail
+
+
+def test_rerun_button_starts_a_new_run(
+    staff_client: Client, run_with_events: WorkflowRun, fake_scout: Any
+) -> None:
+    from django.test import override_settings
+
+    fake_scout.workflow("wf_admin")
+    url = fake_scout.webhook_url("wf_admin")
+    WorkflowRun.objects.filter(pk=run_with_events.pk).update(webhook_url=url)
+    with override_settings(SCOUT=fake_scout.scout_settings()):
+        response = staff_client.post(f"/admin/django_scout/workflowrun/{run_with_events.pk}/rerun/")
+    assert response.status_code == 302
+    new_run = WorkflowRun.objects.exclude(pk=run_with_events.pk).get()
+    assert response["Location"].endswith(f"/{new_run.pk}/change/")
+    assert new_run.rerun_of_id == run_with_events.pk
+    assert new_run.webhook_url == url
+    assert (
+        staff_client.get(f"/admin/django_scout/workflowrun/{run_with_events.pk}/rerun/").status_code
+        == 405
+    )
+
+
+def test_rerun_needs_permission(run_with_events: WorkflowRun) -> None:
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(Permission.objects.get(codename="view_workflowrun"))
+    client = Client()
+    client.force_login(user)
+    detail = client.get(f"/admin/django_scout/workflowrun/{run_with_events.pk}/change/")
+    assert detail.status_code == 200
+    assert "Re-run" not in detail.content.decode()
+    response = client.post(f"/admin/django_scout/workflowrun/{run_with_events.pk}/rerun/")
+    assert response.status_code == 403
+    assert WorkflowRun.objects.count() == 1

@@ -248,3 +248,33 @@ async def test_rate_limit_then_success_is_retried(driver: Driver, fake_scout: Fa
     result = await driver.call("workflows.run", "wf", {})
     assert result.status == "succeeded"
     assert len(fake_scout.requests_matching("POST", "/v2/workflows/*")) == 2
+
+
+async def test_stream_with_config(driver: Driver, fake_scout: FakeScout) -> None:
+    fake_scout.default_workflow = WorkflowBehaviour(blocks=1, outputs={"answer": 42})
+    events = await driver.collect(
+        "workflows.stream_with_config", {"blocks": []}, {"q": 1}, environment="development"
+    )
+    assert events[0].name == "workflow_run_started"
+    assert events[-1].name == "workflow_run_completed"
+    assert fake_scout.workflow_runs[-1].workflow_config == {"blocks": []}
+    assert fake_scout.workflow_runs[-1].streaming is True
+
+
+@pytest.mark.parametrize("done_sentinel", ["[DONE]", "DONE", None])
+def test_stream_reports_whether_it_ended_with_done(
+    fake_scout: FakeScout, done_sentinel: str | None
+) -> None:
+    fake_scout.app("app1", AppBehaviour(tokens=["x"], done_sentinel=done_sentinel))
+    with ScoutClient(api_key=str(fake_scout.api_key), base_url=fake_scout.base_url) as client:
+        stream = client.apps.stream("app1", {})
+        assert [event.event for event in stream].count("message") == 1
+    assert stream.ended_with_done is (done_sentinel is not None)
+
+
+async def test_async_stream_reports_ended_with_done(fake_scout: FakeScout) -> None:
+    fake_scout.app("app1", AppBehaviour(tokens=["x", "y"]))
+    async with AsyncScoutClient(api_key=str(fake_scout.api_key), base_url=fake_scout.base_url) as c:
+        stream = c.apps.stream("app1", {})
+        assert len([event async for event in stream if event.event == "message"]) == 2
+    assert stream.ended_with_done is True

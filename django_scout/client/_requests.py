@@ -207,8 +207,9 @@ def workflow_config_request(
     environment: str | None,
     revision_id: str | None,
     session_id: str | None,
+    stream: bool = False,
 ) -> RequestSpec:
-    """W3: ``POST v2/workflows/execute`` with an inline ``workflow_config`` (non-streaming)."""
+    """W3: ``POST v2/workflows/execute`` with an inline ``workflow_config``."""
     checked_config = validate_json_object(workflow_config, "workflow_config")
     if checked_config is None:
         raise ValueError("workflow_config is required (a dict; Scout accepts {})")
@@ -219,13 +220,14 @@ def workflow_config_request(
             inputs=validate_json_object(inputs, "inputs"),
         )
     )
-    body["streaming"] = False
+    body["streaming"] = stream
     return _api(
         config,
         "POST",
         "v2/workflows/execute",
         params=_workflow_params(environment, revision_id, session_id),
         json_body=body,
+        stream=stream,
     )
 
 

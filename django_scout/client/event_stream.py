@@ -39,10 +39,15 @@ T = TypeVar("T")
 
 
 class EventStream(Generic[T]):
-    """An iterator of stream items that can be closed early (``with`` or :meth:`close`)."""
+    """An iterator of stream items that can be closed early (``with`` or :meth:`close`).
+
+    :attr:`ended_with_done` is True once the stream ended with Scout's ``[DONE]`` sentinel
+    (as opposed to the connection simply closing).
+    """
 
     def __init__(self, items: Generator[T, None, None]) -> None:
         self._items = items
+        self.ended_with_done = False
 
     def __iter__(self) -> Iterator[T]:
         return self
@@ -68,10 +73,11 @@ class EventStream(Generic[T]):
 
 class AsyncEventStream(Generic[T]):
     """An async iterator of stream items that can be closed early (``async with`` or
-    :meth:`aclose`)."""
+    :meth:`aclose`); :attr:`ended_with_done` as for :class:`EventStream`."""
 
     def __init__(self, items: AsyncGenerator[T, None]) -> None:
         self._items = items
+        self.ended_with_done = False
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self
@@ -127,6 +133,7 @@ def aopen_stream(
 
 def iter_decoded(http: SyncHTTP, spec: RequestSpec, decoder: StreamDecoder[T]) -> EventStream[T]:
     """Stream ``spec``; SSE messages (or a plain JSON answer) go through ``decoder``."""
+    streams: list[EventStream[T]] = []
 
     def read(response: httpx.Response) -> Iterator[T]:
         if not is_event_stream(response):
@@ -137,17 +144,21 @@ def iter_decoded(http: SyncHTTP, spec: RequestSpec, decoder: StreamDecoder[T]) -
             item = decoder.message(message, position)
             if isinstance(item, StreamMarker):
                 if item is END:
+                    streams[0].ended_with_done = True
                     return
                 continue
             yield item
 
-    return open_stream(http, spec, read)
+    stream = open_stream(http, spec, read)
+    streams.append(stream)
+    return stream
 
 
 def aiter_decoded(
     http: AsyncHTTP, spec: RequestSpec, decoder: StreamDecoder[T]
 ) -> AsyncEventStream[T]:
     """Stream ``spec``; SSE messages (or a plain JSON answer) go through ``decoder``."""
+    streams: list[AsyncEventStream[T]] = []
 
     async def read(response: httpx.Response) -> AsyncIterator[T]:
         if not is_event_stream(response):
@@ -161,8 +172,11 @@ def aiter_decoded(
             position += 1
             if isinstance(decoded, StreamMarker):
                 if decoded is END:
+                    streams[0].ended_with_done = True
                     return
                 continue
             yield decoded
 
-    return aopen_stream(http, spec, read)
+    stream = aopen_stream(http, spec, read)
+    streams.append(stream)
+    return stream

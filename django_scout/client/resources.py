@@ -212,6 +212,29 @@ class Workflows(_Resource):
         )
         return decode.parse_run_with_config(self._http.send(spec))
 
+    def stream_with_config(
+        self,
+        workflow_config: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        *,
+        workflow_key: str | None = None,
+        environment: str | None = None,
+        revision_id: str | None = None,
+        session_id: str | None = None,
+    ) -> EventStream[WorkflowEvent]:
+        """Run an inline ``workflow_config`` with ``streaming`` on; iterate over its events."""
+        spec = build.workflow_config_request(
+            self._config,
+            workflow_config,
+            inputs,
+            workflow_key=workflow_key,
+            environment=environment,
+            revision_id=revision_id,
+            session_id=session_id,
+            stream=True,
+        )
+        return iter_decoded(self._http, spec, decode.WorkflowStreamDecoder())
+
     def trigger_webhook(self, webhook_url: str, body: Any) -> WebhookTriggerResult:
         """POST ``body`` as JSON to a workflow's webhook URL (its token is the credential; the
         API key is not sent)."""

@@ -27,6 +27,7 @@ __all__ = ["FakeHTTPServer", "Request", "Response"]
 logger = logging.getLogger("django_scout.testing")
 
 _FLUSH_SIZE = 16 * 1024
+_WEBHOOK_TOKEN = re.compile(r"(/webhook/)[^\s/?\"]+")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 
 
@@ -110,8 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def log_message(self, format: str, *args: Any) -> None:
-        """Log through :mod:`logging` instead of stderr."""
-        logger.debug("fake Scout %s: " + format, self.address_string(), *args)
+        """Log through :mod:`logging` instead of stderr, with webhook tokens masked."""
+        message = format % args
+        logger.debug(
+            "fake Scout %s: %s", self.address_string(), _WEBHOOK_TOKEN.sub(r"\1***", message)
+        )
 
     # ------------------------------------------------------------------ reading
 

@@ -1,41 +1,39 @@
-"""The one place that changes django-scout's state and sends its signals.
-
-Every transition is a single conditional ``UPDATE`` (``WHERE status = <expected>``); the caller
-that changed a row is the only one that sends the signal, after the transaction commits. Tasks,
-views, the admin and management commands call these functions and stay thin.
-"""
+"""Interactions: start, accept, apply callbacks, store events, reconcile, prune."""
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
-from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import signals
-from .client import ScoutClient
-from .client.streams import SessionEvent
-from .client.validation import build_messages, validate_tags
-from .conf import scout_settings
-from .models import (
+from .. import signals
+from ..client.streams import SessionEvent
+from ..client.validation import build_messages, validate_tags
+from ..conf import scout_settings
+from ..models import (
     CallbackDelivery,
     Interaction,
     InteractionEvent,
     InteractionStatus,
     Session,
 )
-from .payloads import CallbackPayload
+from ..payloads import CallbackPayload
+from .common import (
+    aware,
+    check_json_object,
+    enqueue_after_commit,
+    get_client,
+    send_robust,
+)
 
 logger = logging.getLogger("django_scout")
 
@@ -63,22 +61,6 @@ ACCEPTED = InteractionStatus.ACCEPTED.value
 SUCCEEDED = InteractionStatus.SUCCEEDED.value
 FAILED = InteractionStatus.FAILED.value
 
-#: Hook for tests and embedding: builds the client the services use.
-client_factory: Callable[[], ScoutClient] = ScoutClient.from_settings
-
-
-# --- helpers -------------------------------------------------------------------------------
-
-
-def _send_robust(signal: Signal, sender: type[models.Model], **kwargs: Any) -> None:
-    for receiver, result in signal.send_robust(sender=sender, **kwargs):
-        if isinstance(result, Exception):
-            logger.error(
-                "django-scout signal receiver %r raised; the transition stands",
-                receiver,
-                exc_info=(type(result), result, result.__traceback__),
-            )
-
 
 def _signal_interaction_after_commit(interaction_id: UUID, *names: str) -> None:
     """Send the named interaction signals, in order, once the transaction commits."""
@@ -86,49 +68,9 @@ def _signal_interaction_after_commit(interaction_id: UUID, *names: str) -> None:
     def send() -> None:
         interaction = Interaction.objects.select_related("session").get(pk=interaction_id)
         for name in names:
-            _send_robust(getattr(signals, name), Interaction, interaction=interaction)
+            send_robust(getattr(signals, name), Interaction, interaction=interaction)
 
     transaction.on_commit(send)
-
-
-def _enqueue_after_commit(task_name: str, *args: Any) -> None:
-    """Enqueue a task once the transaction commits; a broker failure is logged, not raised.
-
-    A task that could not be enqueued is found again by :func:`reconcile`.
-    """
-
-    def send() -> None:
-        from . import tasks
-
-        task = getattr(tasks, task_name)
-        try:
-            task.apply_async(args=args, retry=False)
-        except Exception:
-            logger.exception(
-                "django-scout could not enqueue %s%r; scout_reconcile will pick it up",
-                task_name,
-                args,
-            )
-
-    transaction.on_commit(send)
-
-
-def _check_json_object(value: Any, name: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a dict (a JSON object), got {type(value).__name__}")
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} is not JSON-serializable: {exc}") from None
-    return value
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and timezone.is_naive(value):
-        return timezone.make_aware(value, dt_timezone.utc)
-    return value
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -157,8 +99,8 @@ def start_interaction(
         raise ValueError("session_id must be a non-empty string when given")
     built_messages = build_messages(message, messages)
     clean_tags = validate_tags(tags) if tags is not None else []
-    clean_metadata = _check_json_object(metadata, "metadata")
-    clean_variables = _check_json_object(variables, "variables")
+    clean_metadata = check_json_object(metadata, "metadata")
+    clean_variables = check_json_object(variables, "variables")
     conf = scout_settings()
     conf.require("API_KEY")
     conf.require("CALLBACK_BASE_URL")
@@ -174,7 +116,7 @@ def start_interaction(
     interaction.set_subject(subject)
     with transaction.atomic():
         interaction.save()
-        _enqueue_after_commit("start_interaction_task", str(interaction.pk))
+        enqueue_after_commit("start_interaction_task", str(interaction.pk))
     return interaction
 
 
@@ -232,7 +174,7 @@ def accept_interaction(interaction_id: UUID | str, session_id: str, events_url: 
             Q(target_interaction_id=interaction.pk) | Q(session_id=session_id)
         )
         for delivery_id in early.values_list("pk", flat=True):
-            _enqueue_after_commit("process_callback_task", delivery_id)
+            enqueue_after_commit("process_callback_task", delivery_id)
     return True
 
 
@@ -300,10 +242,10 @@ def record_callback(
 
     def announce() -> None:
         fresh = CallbackDelivery.objects.get(pk=delivery_pk)
-        _send_robust(signals.callback_received, CallbackDelivery, delivery=fresh)
+        send_robust(signals.callback_received, CallbackDelivery, delivery=fresh)
 
     transaction.on_commit(announce)
-    _enqueue_after_commit("process_callback_task", delivery_pk)
+    enqueue_after_commit("process_callback_task", delivery_pk)
     return delivery, True
 
 
@@ -413,7 +355,7 @@ def complete_interaction(
     with transaction.atomic():
         changed = Interaction.objects.filter(pk=interaction_id, status=ACCEPTED).update(
             status=status,
-            completed_at=_aware(completed_at) or timezone.now(),
+            completed_at=aware(completed_at) or timezone.now(),
             error_code=error_code if status == FAILED else "",
             error_message=error_message if status == FAILED else "",
         )
@@ -432,7 +374,7 @@ def _event_row(interaction: Interaction, event: SessionEvent) -> InteractionEven
     timestamp = None
     if event.timestamp:
         try:
-            timestamp = _aware(parse_datetime(event.timestamp))
+            timestamp = aware(parse_datetime(event.timestamp))
         except ValueError:
             timestamp = None
     return InteractionEvent(
@@ -474,7 +416,7 @@ def fetch_events(interaction: Interaction, events_url: str | None = None) -> int
     url = events_url or interaction.events_url
     if not url:
         raise ValueError(f"interaction {interaction.pk} has no events_url")
-    with client_factory() as client:
+    with get_client() as client:
         count = store_events(interaction, client.sessions.events(url))
     Interaction.objects.filter(pk=interaction.pk).update(
         event_count=count,
@@ -536,14 +478,14 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
     ).values_list("pk", flat=True)
     for interaction_id in stale_starts.iterator():
         report.requeued_starts.append(str(interaction_id))
-        _enqueue_after_commit("start_interaction_task", str(interaction_id))
+        enqueue_after_commit("start_interaction_task", str(interaction_id))
 
     stale_deliveries = CallbackDelivery.objects.filter(
         processed_at__isnull=True, received_at__lte=grace_cutoff
     ).values_list("pk", flat=True)
     for delivery_id in stale_deliveries.iterator():
         report.requeued_deliveries.append(delivery_id)
-        _enqueue_after_commit("process_callback_task", delivery_id)
+        enqueue_after_commit("process_callback_task", delivery_id)
 
     overdue = Interaction.objects.filter(
         Q(status=ACCEPTED, accepted_at__lte=deadline_cutoff)

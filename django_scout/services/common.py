@@ -1,0 +1,85 @@
+"""Helpers shared by the services: the Scout client, signals and task enqueueing after commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from django.db import models, transaction
+from django.dispatch import Signal
+from django.utils import timezone
+
+from ..client import ScoutClient
+
+logger = logging.getLogger("django_scout")
+
+#: Builds the client every service uses; tests and embedders may replace it.
+client_factory: Callable[[], ScoutClient] = ScoutClient.from_settings
+
+
+def get_client() -> ScoutClient:
+    """A client from :data:`client_factory` (looked up at call time, so it can be swapped)."""
+    return client_factory()
+
+
+def send_robust(signal: Signal, sender: type[models.Model], **kwargs: Any) -> None:
+    """Send ``signal``; a receiver that raises is logged with its traceback, nothing more."""
+    for receiver, result in signal.send_robust(sender=sender, **kwargs):
+        if isinstance(result, Exception):
+            logger.error(
+                "django-scout signal receiver %r raised; the transition stands",
+                receiver,
+                exc_info=(type(result), result, result.__traceback__),
+            )
+
+
+def enqueue_after_commit(task_name: str, *args: Any) -> None:
+    """Enqueue a task once the transaction commits; a broker failure is logged, not raised.
+
+    A task that could not be enqueued is found again by reconcile.
+    """
+
+    def send() -> None:
+        from .. import tasks
+
+        task = getattr(tasks, task_name)
+        try:
+            task.apply_async(args=args, retry=False)
+        except Exception:
+            logger.exception(
+                "django-scout could not enqueue %s%r; scout_reconcile will pick it up",
+                task_name,
+                args,
+            )
+
+    transaction.on_commit(send)
+
+
+def check_json_object(value: Any, name: str) -> dict[str, Any]:
+    """``value`` as a JSON-serializable dict (``None`` → ``{}``), else ``ValueError``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict (a JSON object), got {type(value).__name__}")
+    check_json_value(value, name)
+    return value
+
+
+def check_json_value(value: Any, name: str) -> Any:
+    """``value`` if it can be stored as JSON, else ``ValueError`` naming ``name``."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} is not JSON-serializable: {exc}") from None
+    return value
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """``value`` made timezone-aware (UTC) when it is naive."""
+    if value is not None and timezone.is_naive(value):
+        return timezone.make_aware(value, dt_timezone.utc)
+    return value

@@ -1,0 +1,518 @@
+"""Workflow runs, streamed runs, runs from an inline config, webhook triggers and apps.
+
+Retry rule (Scout has no idempotency keys, so a repeated POST may run the workflow twice): a run
+is *claimed* before its request is sent, and a claimed run is never sent again. The claim is
+given back and the task retried only when the failure proves nothing started at Scout (the
+connection failed before the request was sent, or 429/502/503/504 before any event). A 4xx
+fails the run. Anything ambiguous — a read timeout, a 500, a connection dropped after sending,
+a stream cut off mid-way — fails the run with ``error_code`` ``outcome_unknown`` or
+``stream_interrupted`` and is not repeated; ``rerun()`` repeats it deliberately.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .. import signals
+from ..client import (
+    AppStreamEvent,
+    ScoutAPIError,
+    ScoutError,
+    WorkflowEvent,
+    WorkflowRunResult,
+)
+from ..client.redaction import mask_webhook_url
+from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
+from .common import (
+    aware,
+    check_json_object,
+    check_json_value,
+    enqueue_after_commit,
+    get_client,
+    send_robust,
+)
+
+logger = logging.getLogger("django_scout")
+
+ENVIRONMENTS = ("development", "staging", "production", "console")
+PENDING = WorkflowRunStatus.PENDING
+RUNNING = WorkflowRunStatus.RUNNING
+SUCCEEDED = WorkflowRunStatus.SUCCEEDED
+FAILED = WorkflowRunStatus.FAILED
+
+__all__ = [
+    "ENVIRONMENTS",
+    "RetryLater",
+    "execute_app",
+    "fail_run",
+    "perform_run",
+    "rerun",
+    "run_workflow",
+    "run_workflow_with_config",
+    "trigger_workflow_webhook",
+]
+
+
+class RetryLater(Exception):
+    """The run's request provably did not start anything; the task may retry it."""
+
+    def __init__(self, error: ScoutError) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after: float | None = getattr(error, "retry_after", None)
+
+
+# --- creating runs -------------------------------------------------------------------------
+
+
+def _check_id(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    return value.strip()
+
+
+def _check_optional_id(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    return _check_id(value, name)
+
+
+def _check_environment(environment: Any) -> str:
+    if environment not in ENVIRONMENTS:
+        raise ValueError(
+            f"environment must be one of {', '.join(ENVIRONMENTS)}; got {environment!r}"
+        )
+    return str(environment)
+
+
+def _save_and_enqueue(run: WorkflowRun, subject: models.Model | None) -> WorkflowRun:
+    run.set_subject(subject)
+    with transaction.atomic():
+        run.save()
+        enqueue_after_commit("run_workflow_task", str(run.pk))
+    return run
+
+
+def run_workflow(
+    workflow_id: str,
+    inputs: dict[str, Any] | None = None,
+    *,
+    environment: str = "production",
+    revision_id: str | None = None,
+    session_id: str | None = None,
+    stream: bool = False,
+    subject: models.Model | None = None,
+) -> WorkflowRun:
+    """Validate, save a ``pending`` run of ``workflow_id`` and enqueue it on commit.
+
+    ``stream=True`` stores each event as it arrives and takes the final status from the last
+    run event. Raises ``ValueError`` (nothing saved) for an empty id, an unknown environment or
+    inputs that are not a JSON object.
+    """
+    run = WorkflowRun(
+        kind=WorkflowRunKind.WORKFLOW,
+        workflow_id=_check_id(workflow_id, "workflow_id"),
+        inputs=check_json_object(inputs, "inputs"),
+        environment=_check_environment(environment),
+        revision_id=_check_optional_id(revision_id, "revision_id"),
+        session_id=_check_optional_id(session_id, "session_id"),
+        stream=bool(stream),
+    )
+    return _save_and_enqueue(run, subject)
+
+
+def run_workflow_with_config(
+    workflow_config: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    *,
+    workflow_key: str | None = None,
+    environment: str = "production",
+    revision_id: str | None = None,
+    session_id: str | None = None,
+    stream: bool = True,
+    subject: models.Model | None = None,
+) -> WorkflowRun:
+    """Like :func:`run_workflow` for a workflow defined inline by ``workflow_config`` (beta).
+
+    Streams by default: Scout's non-streaming answer may be only the ``workflow_run_started``
+    event, which leaves the run ``running`` with no way to learn its outcome.
+    """
+    if not isinstance(workflow_config, dict):
+        raise ValueError("workflow_config must be a dict (a JSON object; {} is allowed)")
+    run = WorkflowRun(
+        kind=WorkflowRunKind.WORKFLOW_CONFIG,
+        workflow_config=check_json_object(workflow_config, "workflow_config"),
+        workflow_key=_check_optional_id(workflow_key, "workflow_key"),
+        inputs=check_json_object(inputs, "inputs"),
+        environment=_check_environment(environment),
+        revision_id=_check_optional_id(revision_id, "revision_id"),
+        session_id=_check_optional_id(session_id, "session_id"),
+        stream=bool(stream),
+    )
+    return _save_and_enqueue(run, subject)
+
+
+def trigger_workflow_webhook(
+    webhook_url: str,
+    body: Any = None,
+    *,
+    subject: models.Model | None = None,
+) -> WorkflowRun:
+    """POST ``body`` (any JSON value) to a workflow's webhook trigger URL, through Celery.
+
+    The URL's token is stored so the trigger can be repeated, and shown masked everywhere.
+    Scout runs the workflow on its own; the run is ``succeeded`` once Scout accepts the trigger.
+    """
+    url = _check_id(webhook_url, "webhook_url")
+    if not url.startswith(("https://", "http://")):
+        raise ValueError(f"webhook_url must be an http(s) URL, got {mask_webhook_url(url)!r}")
+    run = WorkflowRun(
+        kind=WorkflowRunKind.WEBHOOK,
+        webhook_url=url,
+        workflow_id=_workflow_id_from_webhook(url),
+        inputs={"webhook_body": check_json_value(body, "body")},
+        environment="production",
+    )
+    return _save_and_enqueue(run, subject)
+
+
+def _workflow_id_from_webhook(url: str) -> str:
+    parts = url.split("/")
+    if "workflows" in parts:
+        index = parts.index("workflows")
+        if index + 1 < len(parts):
+            return parts[index + 1][:255]
+    return ""
+
+
+def execute_app(
+    app_id: str,
+    inputs: dict[str, Any] | None = None,
+    *,
+    stream: bool = False,
+    subject: models.Model | None = None,
+) -> WorkflowRun:
+    """Execute a (legacy) Scout app, plain or streamed (``message``/``start_message``/``error``)."""
+    run = WorkflowRun(
+        kind=WorkflowRunKind.APP,
+        workflow_id=_check_id(app_id, "app_id"),
+        inputs=check_json_object(inputs, "inputs"),
+        stream=bool(stream),
+    )
+    return _save_and_enqueue(run, subject)
+
+
+def rerun(run: WorkflowRun) -> WorkflowRun:
+    """Start a new run with ``run``'s parameters (kind, target, inputs, options, subject)."""
+    copy = WorkflowRun(
+        kind=run.kind,
+        workflow_id=run.workflow_id,
+        environment=run.environment,
+        revision_id=run.revision_id,
+        session_id=run.session_id,
+        inputs=run.inputs,
+        stream=run.stream,
+        workflow_config=run.workflow_config,
+        workflow_key=run.workflow_key,
+        webhook_url=run.webhook_url,
+        subject_content_type=run.subject_content_type,
+        subject_object_id=run.subject_object_id,
+        rerun_of=run,
+    )
+    with transaction.atomic():
+        copy.save()
+        enqueue_after_commit("run_workflow_task", str(copy.pk))
+    return copy
+
+
+# --- transitions ---------------------------------------------------------------------------
+
+
+def _signal_run_after_commit(run_id: UUID, *names: str) -> None:
+    def send() -> None:
+        run = WorkflowRun.objects.get(pk=run_id)
+        for name in names:
+            send_robust(getattr(signals, name), WorkflowRun, run=run)
+
+    transaction.on_commit(send)
+
+
+def claim_run(run_id: UUID | str) -> WorkflowRun | None:
+    """Claim the right to send ``run_id``'s request; ``None`` if it may have been sent already."""
+    claimed = WorkflowRun.objects.filter(
+        pk=run_id, status=PENDING, start_claimed_at__isnull=True
+    ).update(start_claimed_at=timezone.now(), start_attempts=F("start_attempts") + 1)
+    return WorkflowRun.objects.get(pk=run_id) if claimed else None
+
+
+def release_run_claim(run_id: UUID | str, reason: str) -> None:
+    """Give the claim back after a failure that proves Scout started nothing."""
+    WorkflowRun.objects.filter(pk=run_id, status=PENDING).update(
+        start_claimed_at=None, error_message=reason
+    )
+
+
+def mark_running(run_id: UUID | str, **fields: Any) -> bool:
+    """``pending`` → ``running`` (Scout accepted the request)."""
+    return bool(
+        WorkflowRun.objects.filter(pk=run_id, status=PENDING).update(
+            status=RUNNING, started_at=timezone.now(), **fields
+        )
+    )
+
+
+def finish_run(run_id: UUID | str, status: str, **fields: Any) -> bool:
+    """Move a pending or running run to ``succeeded``/``failed``; signals once on success."""
+    if status not in (SUCCEEDED, FAILED):
+        raise ValueError(f"status must be 'succeeded' or 'failed', got {status!r}")
+    now = timezone.now()
+    with transaction.atomic():
+        changed = WorkflowRun.objects.filter(pk=run_id, status__in=(PENDING, RUNNING)).update(
+            status=status, completed_at=now, **fields
+        )
+        if changed:
+            WorkflowRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
+            first = "workflow_run_succeeded" if status == SUCCEEDED else "workflow_run_failed"
+            _signal_run_after_commit(UUID(str(run_id)), first, "workflow_run_completed")
+    return bool(changed)
+
+
+def fail_run(run_id: UUID | str, code: str, message: str) -> bool:
+    """End a run as ``failed`` with ``error_code``/``error_message``."""
+    return finish_run(run_id, FAILED, error_code=code, error_message=message)
+
+
+def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: Any) -> None:
+    timestamp = None
+    if isinstance(when, str):
+        try:
+            timestamp = aware(parse_datetime(when))
+        except ValueError:
+            timestamp = None
+    elif isinstance(when, datetime):
+        timestamp = aware(when)
+    WorkflowRunEvent.objects.get_or_create(
+        run=run,
+        sequence=sequence,
+        defaults={"name": name[:255], "data": data, "timestamp": timestamp},
+    )
+    WorkflowRun.objects.filter(pk=run.pk).update(event_count=sequence + 1)
+
+
+# --- performing runs -----------------------------------------------------------------------
+
+
+def _error_code(exc: ScoutError) -> str:
+    if isinstance(exc, ScoutAPIError):
+        return {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            422: "validation_error",
+            429: "rate_limited",
+        }.get(exc.status_code, f"http_{exc.status_code}")
+    return "scout_unavailable"
+
+
+def perform_run(run_id: UUID | str) -> str:
+    """Claim ``run_id`` and run it at Scout; returns ``skipped``/``succeeded``/``failed``/
+    ``running``. Raises :class:`RetryLater` when the request provably started nothing."""
+    run = claim_run(run_id)
+    if run is None:
+        return "skipped"
+    try:
+        _dispatch(run)
+    except ScoutError as exc:
+        run.refresh_from_db()
+        if run.is_terminal:
+            return run.status
+        started = run.status == RUNNING or run.event_count > 0
+        if exc.retry_safe and not started:
+            release_run_claim(run.pk, f"retrying: {exc}")
+            raise RetryLater(exc) from exc
+        if isinstance(exc, ScoutAPIError) and 400 <= exc.status_code < 500 and not started:
+            fail_run(run.pk, _error_code(exc), str(exc))
+        elif started:
+            fail_run(run.pk, "stream_interrupted", f"the stream broke off: {exc}")
+        else:
+            logger.error("django-scout: run %s may have started at Scout (%s)", run.pk, exc)
+            fail_run(
+                run.pk,
+                "outcome_unknown",
+                f"Scout may have started the run but no answer came back ({exc}); "
+                "not repeated automatically",
+            )
+    run.refresh_from_db()
+    return run.status
+
+
+def _dispatch(run: WorkflowRun) -> None:
+    with get_client() as client:
+        if run.kind == WorkflowRunKind.WEBHOOK:
+            trigger = client.workflows.trigger_webhook(
+                run.webhook_url, run.inputs.get("webhook_body")
+            )
+            body = trigger.body if isinstance(trigger.body, dict) else {}
+            finish_run(
+                run.pk,
+                SUCCEEDED,
+                outputs=trigger.body,
+                raw_response=trigger.body,
+                scout_run_id=str(body.get("workflow_run_id") or body.get("run_id") or "")[:255],
+            )
+        elif run.kind == WorkflowRunKind.APP:
+            if run.stream:
+                stream = client.apps.stream(run.workflow_id, run.inputs)
+                with stream:
+                    _consume_app_stream(run, stream)
+                _finish_app_stream(run, ended_with_done=stream.ended_with_done)
+            else:
+                execution = client.apps.execute(run.workflow_id, run.inputs)
+                finish_run(
+                    run.pk,
+                    SUCCEEDED,
+                    scout_run_id=(execution.id or "")[:255],
+                    outputs=execution.outputs,
+                    raw_response=execution.raw,
+                )
+        elif run.stream:
+            events = (
+                client.workflows.stream_with_config(
+                    run.workflow_config or {}, run.inputs, **_config_options(run)
+                )
+                if run.kind == WorkflowRunKind.WORKFLOW_CONFIG
+                else client.workflows.stream(run.workflow_id, run.inputs, **_run_options(run))
+            )
+            with events:
+                _consume_workflow_stream(run, events)
+        else:
+            result = (
+                client.workflows.run_with_config(
+                    run.workflow_config or {}, run.inputs, **_config_options(run)
+                )
+                if run.kind == WorkflowRunKind.WORKFLOW_CONFIG
+                else client.workflows.run(run.workflow_id, run.inputs, **_run_options(run))
+            )
+            _apply_result(run, result)
+
+
+def _run_options(run: WorkflowRun) -> dict[str, Any]:
+    return {
+        "environment": run.environment or None,
+        "revision_id": run.revision_id or None,
+        "session_id": run.session_id or None,
+    }
+
+
+def _config_options(run: WorkflowRun) -> dict[str, Any]:
+    return {**_run_options(run), "workflow_key": run.workflow_key or None}
+
+
+def _apply_result(run: WorkflowRun, result: WorkflowRunResult) -> None:
+    fields: dict[str, Any] = {
+        "scout_run_id": (result.run_id or "")[:255],
+        "outputs": result.outputs,
+        "duration_ms": result.duration_ms,
+        "raw_response": result.raw,
+    }
+    if result.session_id and not run.session_id:
+        fields["session_id"] = result.session_id[:255]
+    if result.status == SUCCEEDED:
+        finish_run(run.pk, SUCCEEDED, **fields)
+    elif result.status == FAILED:
+        message = "; ".join(str(error) for error in result.errors) or "the workflow run failed"
+        finish_run(run.pk, FAILED, error_code="workflow_failed", error_message=message, **fields)
+    else:
+        mark_running(run.pk, **fields)
+
+
+def _event_payload(event: WorkflowEvent) -> tuple[str, Any, Any]:
+    name = getattr(event, "name", None) or type(event).__name__
+    raw = getattr(event, "raw", None)
+    data = raw if isinstance(raw, dict) else event.model_dump(mode="json")
+    return str(name), data, getattr(event, "timestamp", None)
+
+
+def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) -> None:
+    terminal: tuple[str, Any] | None = None
+    started = timezone.now()
+    for sequence, event in enumerate(events):
+        if sequence == 0:
+            mark_running(run.pk)
+        name, data, when = _event_payload(event)
+        _store_event(run, sequence, name, data, when)
+        event_data = getattr(event, "data", None)
+        session_id = getattr(event_data, "session_id", None)
+        scout_run_id = getattr(event_data, "workflow_run_id", None)
+        if scout_run_id or session_id:
+            updates = {"scout_run_id": str(scout_run_id or "")[:255]} if scout_run_id else {}
+            if session_id:
+                WorkflowRun.objects.filter(pk=run.pk, session_id="").update(
+                    session_id=str(session_id)[:255]
+                )
+            if updates:
+                WorkflowRun.objects.filter(pk=run.pk, scout_run_id="").update(**updates)
+        if name in ("workflow_run_completed", "workflow_run_failed"):
+            terminal = (name, event_data)
+    duration_ms = (timezone.now() - started).total_seconds() * 1000
+    if terminal is None:
+        fail_run(
+            run.pk,
+            "stream_incomplete",
+            "the stream ended without workflow_run_completed or workflow_run_failed",
+        )
+    elif terminal[0] == "workflow_run_completed":
+        output = getattr(terminal[1], "output", None)
+        finish_run(run.pk, SUCCEEDED, outputs=output, duration_ms=duration_ms)
+    else:
+        message = getattr(terminal[1], "message", None) or "the workflow run failed"
+        finish_run(
+            run.pk,
+            FAILED,
+            error_code="workflow_failed",
+            error_message=str(message),
+            duration_ms=duration_ms,
+        )
+
+
+def _merge_app_output(outputs: dict[str, Any], data: Any) -> None:
+    if not isinstance(data, dict):
+        return
+    for block, value in data.items():
+        piece = value.get("output") if isinstance(value, dict) else value
+        current = outputs.get(block, {}).get("output")
+        if isinstance(piece, str) and isinstance(current, str):
+            piece = current + piece
+        outputs[block] = {"output": piece}
+
+
+def _consume_app_stream(run: WorkflowRun, events: Iterable[AppStreamEvent]) -> None:
+    outputs: dict[str, Any] = {}
+    errors: list[str] = []
+    for sequence, event in enumerate(events):
+        if sequence == 0:
+            mark_running(run.pk)
+        _store_event(run, sequence, event.event, event.data, None)
+        if event.event == "message":
+            _merge_app_output(outputs, event.data)
+        elif event.event == "error":
+            errors.append(str(event.data))
+    WorkflowRun.objects.filter(pk=run.pk).update(outputs=outputs)
+    if errors:
+        fail_run(run.pk, "app_error", "; ".join(errors))
+
+
+def _finish_app_stream(run: WorkflowRun, *, ended_with_done: bool) -> None:
+    if ended_with_done:
+        finish_run(run.pk, SUCCEEDED)
+    else:
+        fail_run(run.pk, "stream_incomplete", "the app stream ended without [DONE]")

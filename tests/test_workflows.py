@@ -1,0 +1,303 @@
+"""Workflow runs, streamed and config runs, webhook triggers and apps (eager, fake Scout)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from django_scout.api import (
+    execute_app,
+    rerun,
+    run_workflow,
+    run_workflow_with_config,
+    trigger_workflow_webhook,
+)
+from django_scout.models import WorkflowRun, WorkflowRunEvent
+from django_scout.tasks import run_workflow_task
+from django_scout.testing import AppBehaviour, FakeScout, WorkflowBehaviour
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _point_at_fake(fake_scout: FakeScout) -> Any:
+    conf = fake_scout.scout_settings(
+        CALLBACK_BASE_URL="https://app.example.test",
+        TASK_RETRY_BACKOFF=0.0,
+        MAX_RETRIES=0,
+        TASK_MAX_RETRIES=3,
+    )
+    with override_settings(SCOUT=conf):
+        yield
+
+
+def names(log: list[tuple[str, str]]) -> list[str]:
+    return [name for name, _ in log]
+
+
+def fresh(run: WorkflowRun) -> WorkflowRun:
+    run.refresh_from_db()
+    return run
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda: run_workflow(""), "workflow_id"),
+        (lambda: run_workflow("wf", environment="prod"), "environment"),
+        (lambda: run_workflow("wf", ["not", "a", "dict"]), "inputs"),  # type: ignore[arg-type]
+        (lambda: run_workflow("wf", {"when": object()}), "JSON"),
+        (lambda: run_workflow("wf", revision_id=""), "revision_id"),
+        (lambda: run_workflow_with_config("nope"), "workflow_config"),  # type: ignore[arg-type]
+        (lambda: trigger_workflow_webhook("ftp://x/y"), "http"),
+        (lambda: trigger_workflow_webhook("https://h/w", {1, 2}), "JSON"),
+        (lambda: execute_app(""), "app_id"),
+    ],
+)
+def test_invalid_input_raises_and_saves_nothing(call: Any, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        call()
+    assert not WorkflowRun.objects.exists()
+
+
+# --- plain runs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["sdk", "docs"])
+def test_plain_run_both_shapes(fake_scout: FakeScout, signal_log: list[Any], shape: Any) -> None:
+    fake_scout.workflow("wf", WorkflowBehaviour(shape=shape, outputs={"urgency": "high"}))
+    run = fresh(run_workflow("wf", {"ticket": 1}, environment="staging", revision_id="r1"))
+    assert run.status == "succeeded"
+    assert run.outputs == {"urgency": "high"}
+    assert run.scout_run_id
+    assert run.raw_response
+    assert run.completed_at is not None
+    if shape == "docs":
+        assert run.duration_ms == 1840
+    else:
+        assert run.session_id
+    (recorded,) = fake_scout.workflow_runs
+    assert (recorded.environment, recorded.revision_id) == ("staging", "r1")
+    assert signal_log == [
+        ("workflow_run_succeeded", str(run.pk)),
+        ("workflow_run_completed", str(run.pk)),
+    ]
+
+
+@pytest.mark.parametrize("shape", ["sdk", "docs"])
+def test_plain_run_failure(fake_scout: FakeScout, signal_log: list[Any], shape: Any) -> None:
+    fake_scout.workflow(
+        "wf", WorkflowBehaviour(shape=shape, outcome="failed", error_message="block 2 broke")
+    )
+    run = fresh(run_workflow("wf"))
+    assert (run.status, run.error_code) == ("failed", "workflow_failed")
+    if shape == "sdk":
+        assert "block 2 broke" in run.error_message
+    assert names(signal_log) == ["workflow_run_failed", "workflow_run_completed"]
+
+
+def test_scout_422_fails_the_run(fake_scout: FakeScout) -> None:
+    fake_scout.workflow("wf")
+    fake_scout.fail_next(
+        "POST",
+        "/v2/workflows/*",
+        422,
+        body={"detail": [{"loc": ["query", "environment"], "msg": "bad", "type": "enum"}]},
+    )
+    run = fresh(run_workflow("wf"))
+    assert (run.status, run.error_code) == ("failed", "validation_error")
+    assert "query.environment" in run.error_message
+    assert len(fake_scout.requests_matching("POST", "/v2/workflows/*")) == 1
+
+
+@pytest.mark.parametrize("status", [503, 429, 502])
+def test_transient_errors_retry_without_running_twice(fake_scout: FakeScout, status: int) -> None:
+    fake_scout.workflow("wf")
+    fake_scout.fail_next("POST", "/v2/workflows/*", status, times=2, retry_after=0)
+    run = fresh(run_workflow("wf"))
+    assert run.status == "succeeded"
+    assert run.start_attempts == 3
+    assert len(fake_scout.workflow_runs) == 1
+
+
+def test_retries_exhausted_fail(fake_scout: FakeScout) -> None:
+    fake_scout.workflow("wf")
+    fake_scout.fail_next("POST", "/v2/workflows/*", 503, times=10)
+    run = fresh(run_workflow("wf"))
+    assert (run.status, run.error_code) == ("failed", "http_503")
+    assert len(fake_scout.requests_matching("POST", "/v2/workflows/*")) == 4
+
+
+@pytest.mark.parametrize("fault", [{"status": 500}, {"drop_connection": True}])
+def test_ambiguous_failure_is_not_repeated(fake_scout: FakeScout, fault: dict[str, Any]) -> None:
+    fake_scout.workflow("wf")
+    fake_scout.fail_next("POST", "/v2/workflows/*", **fault)
+    run = fresh(run_workflow("wf"))
+    assert (run.status, run.error_code) == ("failed", "outcome_unknown")
+    assert len(fake_scout.requests_matching("POST", "/v2/workflows/*")) == 1
+    assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
+
+
+# --- streamed runs ---------------------------------------------------------------------------
+
+
+def test_streamed_run_stores_every_event_in_order(
+    fake_scout: FakeScout, signal_log: list[Any]
+) -> None:
+    fake_scout.workflow("wf", WorkflowBehaviour(blocks=2, outputs={"answer": "42"}))
+    run = fresh(run_workflow("wf", {"q": 1}, stream=True))
+    assert run.status == "succeeded"
+    assert run.outputs == {"answer": "42"}
+    assert run.scout_run_id
+    event_names = list(run.events.order_by("sequence").values_list("name", flat=True))
+    assert event_names[0] == "workflow_run_started"
+    assert event_names[-1] == "workflow_run_completed"
+    assert event_names.count("block_run_started") == 2
+    assert run.event_count == len(event_names)
+    assert list(run.events.values_list("sequence", flat=True)) == list(range(len(event_names)))
+    assert names(signal_log) == ["workflow_run_succeeded", "workflow_run_completed"]
+
+
+def test_streamed_failure_takes_message_from_last_event(fake_scout: FakeScout) -> None:
+    fake_scout.workflow("wf", WorkflowBehaviour(outcome="failed", error_message="LLM quota"))
+    run = fresh(run_workflow("wf", stream=True))
+    assert (run.status, run.error_code) == ("failed", "workflow_failed")
+    assert "LLM quota" in run.error_message
+    assert run.events.last() is not None
+    assert run.events.order_by("sequence").last().name == "workflow_run_failed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"), [("clean", "stream_incomplete"), ("abort", "stream_interrupted")]
+)
+def test_stream_cut_off_midway_fails_clearly(fake_scout: FakeScout, mode: Any, code: str) -> None:
+    fake_scout.workflow("wf", WorkflowBehaviour(blocks=3, cut_off_after=4, cut_off_mode=mode))
+    run = fresh(run_workflow("wf", stream=True))
+    assert (run.status, run.error_code) == ("failed", code)
+    assert WorkflowRunEvent.objects.filter(run=run).count() == 4
+    assert len(fake_scout.workflow_runs) == 1
+
+
+def test_unknown_stream_events_are_kept(fake_scout: FakeScout) -> None:
+    fake_scout.workflow("wf", WorkflowBehaviour(unknown_event_name="brand_new_event"))
+    run = fresh(run_workflow("wf", stream=True))
+    assert run.status == "succeeded"
+    assert run.events.filter(name="brand_new_event").exists()
+
+
+# --- config runs -----------------------------------------------------------------------------
+
+
+def test_config_run_streams_by_default(fake_scout: FakeScout) -> None:
+    fake_scout.default_workflow = WorkflowBehaviour(outputs={"x": 1})
+    run = fresh(run_workflow_with_config({"blocks": []}, {"a": 1}, workflow_key="key-1"))
+    assert (run.kind, run.stream, run.status) == ("workflow_config", True, "succeeded")
+    assert run.outputs == {"x": 1}
+    assert fake_scout.workflow_runs[-1].workflow_config == {"blocks": []}
+
+
+@pytest.mark.parametrize(("answer", "status"), [("run", "succeeded"), ("event", "running")])
+def test_config_run_plain_answers(fake_scout: FakeScout, answer: Any, status: str) -> None:
+    fake_scout.default_workflow = WorkflowBehaviour(config_response=answer)
+    run = fresh(run_workflow_with_config({}, stream=False))
+    assert run.status == status
+    assert run.scout_run_id
+
+
+# --- webhook triggers ------------------------------------------------------------------------
+
+
+def test_webhook_trigger_masks_its_token_everywhere(
+    fake_scout: FakeScout, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_scout.workflow("wf")
+    url = fake_scout.webhook_url("wf")
+    token = url.rsplit("/", 1)[1]
+    with caplog.at_level(logging.DEBUG):
+        run = fresh(trigger_workflow_webhook(url, {"order": 7}))
+    assert run.status == "succeeded"
+    assert run.workflow_id == "wf"
+    assert fake_scout.workflow_runs[-1].inputs == {"webhook_body": {"order": 7}}
+    assert run.webhook_url == url  # stored so it can be repeated
+    for shown in (str(run), repr(run), run.target, caplog.text):
+        assert token not in shown
+    assert "***" in run.target
+
+
+def test_webhook_trigger_failure_message_is_masked(fake_scout: FakeScout) -> None:
+    fake_scout.workflow("wf")
+    good = fake_scout.webhook_url("wf")
+    bad = good.rsplit("/", 1)[0] + "/wrong-secret-token"
+    run = fresh(trigger_workflow_webhook(bad, {}))
+    assert run.status == "failed"
+    assert run.error_code in ("unauthorized", "not_found")
+    assert "wrong-secret-token" not in run.error_message
+
+
+# --- apps ------------------------------------------------------------------------------------
+
+
+def test_app_plain(fake_scout: FakeScout) -> None:
+    fake_scout.app("app1", AppBehaviour(tokens=["Hel", "lo"]))
+    run = fresh(execute_app("app1", {"input": "hi"}))
+    assert (run.kind, run.status) == ("app", "succeeded")
+    assert run.scout_run_id
+    assert run.outputs
+
+
+def test_app_stream_accumulates_tokens(fake_scout: FakeScout) -> None:
+    fake_scout.app("app1", AppBehaviour(tokens=["Hel", "lo"], start_message="Thinking"))
+    run = fresh(execute_app("app1", {"input": "hi"}, stream=True))
+    assert run.status == "succeeded"
+    kinds = list(run.events.order_by("sequence").values_list("name", flat=True))
+    assert kinds == ["start_message", "message", "message"]
+    assert isinstance(run.outputs, dict)
+    (block,) = run.outputs.values()
+    assert block == {"output": "Hello"}
+
+
+def test_app_stream_error_event_fails(fake_scout: FakeScout) -> None:
+    fake_scout.app("app1", AppBehaviour(tokens=["a"], error="vector store offline"))
+    run = fresh(execute_app("app1", stream=True))
+    assert (run.status, run.error_code) == ("failed", "app_error")
+    assert "vector store offline" in run.error_message
+
+
+def test_app_stream_without_done_fails(fake_scout: FakeScout) -> None:
+    fake_scout.app("app1", AppBehaviour(tokens=["a"], done_sentinel=None))
+    run = fresh(execute_app("app1", stream=True))
+    assert (run.status, run.error_code) == ("failed", "stream_incomplete")
+
+
+# --- re-running ------------------------------------------------------------------------------
+
+
+def test_rerun_repeats_parameters(fake_scout: FakeScout, signal_log: list[Any]) -> None:
+    fake_scout.workflow("wf", WorkflowBehaviour(shape="docs"))
+    first = fresh(run_workflow("wf", {"n": 1}, environment="development", stream=True))
+    second = fresh(rerun(first))
+    assert second.pk != first.pk
+    assert second.rerun_of_id == first.pk
+    assert (second.workflow_id, second.inputs, second.environment, second.stream) == (
+        "wf",
+        {"n": 1},
+        "development",
+        True,
+    )
+    assert second.status == "succeeded"
+    assert len(fake_scout.workflow_runs) == 2
+    assert names(signal_log).count("workflow_run_completed") == 2
+
+
+def test_duplicated_task_runs_once(fake_scout: FakeScout) -> None:
+    fake_scout.workflow("wf")
+    run = run_workflow("wf")
+    for _ in range(3):
+        assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
+    assert len(fake_scout.workflow_runs) == 1
