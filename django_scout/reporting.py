@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from .models import Interaction
+from .models import Interaction, WorkflowRun
 
 
 def interaction_summary(interaction: Interaction) -> dict[str, Any]:
@@ -24,3 +25,54 @@ def interaction_summary(interaction: Interaction) -> dict[str, Any]:
         "completed_at": interaction.completed_at.isoformat() if interaction.completed_at else None,
         "duration_s": interaction.duration,
     }
+
+
+def run_summary(run: WorkflowRun) -> dict[str, Any]:
+    """A JSON-friendly summary of a workflow run (webhook tokens masked)."""
+    return {
+        "id": str(run.pk),
+        "kind": run.kind,
+        "target": run.target,
+        "status": run.status,
+        "environment": run.environment or None,
+        "stream": run.stream,
+        "scout_run_id": run.scout_run_id or None,
+        "session_id": run.session_id or None,
+        "outputs": run.outputs,
+        "events": run.event_count,
+        "duration_ms": run.duration_ms,
+        "error_code": run.error_code or None,
+        "error_message": run.error_message or None,
+        "created_at": run.created_at.isoformat(),
+        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+    }
+
+
+def _compact(value: Any, limit: int = 200) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_run_event(name: str, stored: Any) -> str:
+    """One human line for a stored workflow/app event (for live ``--stream`` output)."""
+    data = stored.get("data") if isinstance(stored, dict) else stored
+    data = data if isinstance(data, dict) else {"value": data}
+    block = data.get("block_id") or data.get("block_type") or ""
+    if name == "workflow_run_started":
+        return f"> run started {data.get('workflow_run_id') or ''}".rstrip()
+    if name == "block_run_started":
+        return f"  - {block} started"
+    if name == "block_state_updated":
+        return f"  . {block}: {_compact(data.get('update_data'))}"
+    if name == "block_run_completed":
+        output = data.get("output") or data.get("block_output") or data.get("state")
+        return f"  + {block} completed" + (f": {_compact(output)}" if output else "")
+    if name == "block_run_failed":
+        return f"  x {block} failed: {data.get('message')}"
+    if name == "workflow_run_completed":
+        return f"= completed: {_compact(data.get('output'))}"
+    if name == "workflow_run_failed":
+        return f"= failed: {data.get('message')}"
+    if name in ("message", "start_message", "error"):  # app streams
+        return f"  {name}: {_compact(stored)}"
+    return f"  {name}: {_compact(stored)}"

@@ -110,3 +110,56 @@ def test_scout_fake_server_serves_with_project_key(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=10)
     assert process.returncode == 0
+
+
+def test_scout_run_workflow_streams_block_outputs(fake_scout: Any) -> None:
+    from django_scout.testing import WorkflowBehaviour
+
+    fake_scout.workflow("wf", WorkflowBehaviour(blocks=2, outputs={"answer": "42"}))
+    with override_settings(SCOUT=fake_scout.scout_settings()):
+        output = run("scout_run_workflow", "wf", "--inputs", '{"q": 1}', "--stream")
+    lines = output.splitlines()
+    assert lines[0].startswith("started run ")
+    assert any(line.startswith("> run started") for line in lines)
+    assert sum(line.startswith("  +") and "completed" in line for line in lines) == 2
+    assert any(line.startswith("  . ") and "token" in line for line in lines)
+    assert any(line.startswith("= completed:") and "42" in line for line in lines)
+    assert lines[-2].startswith("succeeded:")
+
+
+def test_scout_run_workflow_json_and_failure_status(fake_scout: Any) -> None:
+    from django_scout.testing import WorkflowBehaviour
+
+    fake_scout.workflow("wf", WorkflowBehaviour(outcome="failed", error_message="nope"))
+    with override_settings(SCOUT=fake_scout.scout_settings()), pytest.raises(SystemExit) as exc:
+        run("scout_run_workflow", "wf", "--environment", "staging", "--wait", "10", "--json")
+    assert exc.value.code == 1
+
+
+def test_scout_run_workflow_bad_input() -> None:
+    with pytest.raises(CommandError, match="not valid JSON"):
+        run("scout_run_workflow", "wf", "--inputs", "{oops")
+    with pytest.raises(CommandError, match="inputs"):
+        run("scout_run_workflow", "wf", "--inputs", "[1, 2]")
+    with pytest.raises(CommandError):
+        run("scout_run_workflow", "wf", "--environment", "prod")
+
+
+def test_scout_run_workflow_other_kinds(fake_scout: Any, tmp_path: Path) -> None:
+    from django_scout.models import WorkflowRun
+    from django_scout.testing import AppBehaviour
+
+    fake_scout.workflow("wf")
+    fake_scout.app("app1", AppBehaviour(tokens=["hi"]))
+    url = fake_scout.webhook_url("wf")
+    config = tmp_path / "config.json"
+    config.write_text('{"blocks": []}')
+    with override_settings(SCOUT=fake_scout.scout_settings()):
+        webhook_out = run("scout_run_workflow", url, "--kind", "webhook", "--inputs", '{"a": 1}')
+        run("scout_run_workflow", "app1", "--kind", "app", "--stream", "--wait", "10")
+        run("scout_run_workflow", str(config), "--kind", "config", "--workflow-key", "k1")
+    assert url.rsplit("/", 1)[1] not in webhook_out
+    kinds = dict(WorkflowRun.objects.values_list("kind", "status"))
+    assert kinds == {"webhook": "succeeded", "app": "succeeded", "workflow_config": "succeeded"}
+    with pytest.raises(CommandError, match="cannot read"):
+        run("scout_run_workflow", str(tmp_path / "missing.json"), "--kind", "config")

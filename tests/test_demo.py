@@ -39,6 +39,13 @@ def test_demo_once_runs_every_scenario(tmp_path: Path) -> None:
     fails_row = next(line for line in table.splitlines() if line.startswith("fails"))
     assert "failed" in fails_row
     assert "tool_error" in fails_row
+    plain = next(line for line in table.splitlines() if line.startswith("workflow-plain"))
+    assert plain.split()[2:4] == ["plain", "succeeded"]
+    assert "billing-support" in plain  # the receiver wrote the routing onto the ticket
+    streamed = next(line for line in table.splitlines() if line.startswith("workflow-stream"))
+    assert streamed.split()[2:4] == ["stream", "succeeded"]
+    assert int(streamed.split()[4]) > 10  # every streamed event was stored
+    assert "account-team" in streamed
     assert "admin: http://127.0.0.1:" in output
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         assert "postgresql" in output

@@ -20,6 +20,7 @@ class Ticket(models.Model):
     triage = models.CharField(max_length=16, choices=Triage.choices, default=Triage.NEW)
     scout_summary = models.TextField(blank=True, default="")
     scout_error = models.TextField(blank=True, default="")
+    routed_to = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

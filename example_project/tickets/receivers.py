@@ -6,8 +6,8 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from django_scout.models import Interaction
-from django_scout.signals import interaction_completed
+from django_scout.models import Interaction, WorkflowRun
+from django_scout.signals import interaction_completed, workflow_run_succeeded
 
 from .models import Ticket
 
@@ -39,3 +39,12 @@ def on_interaction_completed(sender: Any, interaction: Interaction, **kwargs: An
             triage=Ticket.Triage.NEEDS_HUMAN,
             scout_error=f"{interaction.error_code}: {interaction.error_message}",
         )
+
+
+@receiver(workflow_run_succeeded, dispatch_uid="tickets.workflow_run_succeeded")
+def on_routing_done(sender: Any, run: WorkflowRun, **kwargs: Any) -> None:
+    """Store where the routing workflow sent the ticket."""
+    ticket = run.subject
+    if isinstance(ticket, Ticket) and isinstance(run.outputs, dict):
+        routed_to = str(run.outputs.get("routed_to", ""))[:100]
+        Ticket.objects.filter(pk=ticket.pk).update(routed_to=routed_to)

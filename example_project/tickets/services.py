@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from django_scout.api import start_interaction
-from django_scout.models import Interaction
+from django_scout.api import run_workflow, start_interaction
+from django_scout.models import Interaction, WorkflowRun
 
 from .models import Ticket
 
 TRIAGE_AGENT_ID = "support-triage"
+ROUTING_WORKFLOW_ID = "support-routing"
 
 
 def ask_scout(ticket: Ticket, agent_id: str = TRIAGE_AGENT_ID) -> Interaction:
@@ -24,3 +25,16 @@ def ask_scout(ticket: Ticket, agent_id: str = TRIAGE_AGENT_ID) -> Interaction:
         )
         Ticket.objects.filter(pk=ticket.pk).update(triage=Ticket.Triage.WAITING)
     return interaction
+
+
+def route_ticket(
+    ticket: Ticket, workflow_id: str = ROUTING_WORKFLOW_ID, *, stream: bool = False
+) -> WorkflowRun:
+    """Run the routing workflow for a ticket; a receiver stores where it was routed."""
+    return run_workflow(
+        workflow_id,
+        {"ticket_id": ticket.pk, "subject": ticket.subject, "body": ticket.body},
+        environment="production",
+        stream=stream,
+        subject=ticket,
+    )

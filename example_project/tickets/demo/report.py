@@ -6,13 +6,15 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+INTERACTION_STATUSES = ("pending", "accepted", "succeeded", "failed")
 
-def progress_line(statuses: Sequence[str], elapsed: float) -> str:
-    """One line: how many interactions are in each status."""
+
+def progress_line(
+    statuses: Sequence[str], elapsed: float, names: Sequence[str] = INTERACTION_STATUSES
+) -> str:
+    """One line: how many items are in each status."""
     counts = Counter(statuses)
-    parts = [
-        f"{name} {counts.get(name, 0)}" for name in ("pending", "accepted", "succeeded", "failed")
-    ]
+    parts = [f"{name} {counts.get(name, 0)}" for name in names]
     return f"[{elapsed:5.1f}s] " + " | ".join(parts)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django_scout.testing import AgentBehaviour
+from django_scout.testing import AgentBehaviour, WorkflowBehaviour
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,42 @@ SCENARIOS: tuple[Scenario, ...] = (
         "The VAT number on invoice INV-77 is wrong.",
         "demo-early-callback",
         AgentBehaviour(events=8, callback_before_accept=True),
+        "succeeded",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class WorkflowScenario:
+    """A workflow run the demo starts for a ticket, and the outcome it expects."""
+
+    key: str
+    workflow_id: str
+    behaviour: WorkflowBehaviour
+    stream: bool
+    expected_status: str
+
+
+WORKFLOW_SCENARIOS: tuple[WorkflowScenario, ...] = (
+    WorkflowScenario(
+        "workflow-plain",
+        "demo-routing",
+        WorkflowBehaviour(
+            shape="docs", outputs={"routed_to": "billing-support", "urgency": "high"}
+        ),
+        False,
+        "succeeded",
+    ),
+    WorkflowScenario(
+        "workflow-stream",
+        "demo-routing-live",
+        WorkflowBehaviour(
+            blocks=3,
+            updates_per_block=3,
+            stream_interval=0.05,
+            outputs={"routed_to": "account-team", "urgency": "normal"},
+        ),
+        True,
         "succeeded",
     ),
 )

@@ -21,14 +21,14 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_scout.conf import reset_cache
-from django_scout.models import Interaction
-from django_scout.reporting import interaction_summary
+from django_scout.models import Interaction, WorkflowRun
+from django_scout.reporting import interaction_summary, run_summary
 from django_scout.testing import FakeScout
 from tickets.demo.processes import WebServer, Worker, worker_environment
 from tickets.demo.report import progress_line, table
-from tickets.demo.scenarios import SCENARIOS
+from tickets.demo.scenarios import SCENARIOS, WORKFLOW_SCENARIOS, WorkflowScenario
 from tickets.models import Ticket
-from tickets.services import ask_scout
+from tickets.services import ask_scout, route_ticket
 
 DEMO_API_KEY = "demo-api-key"
 DEMO_SECRET = "demo-signing-secret"
@@ -59,6 +59,8 @@ class Command(BaseCommand):
         fake = FakeScout(api_key=DEMO_API_KEY, signing_secret=DEMO_SECRET)
         for scenario in SCENARIOS:
             fake.agent(scenario.agent_id, scenario.behaviour)
+        for workflow in WORKFLOW_SCENARIOS:
+            fake.workflow(workflow.workflow_id, workflow.behaviour)
         web = _start_web_server(options["port"])
         worker: Worker | None = None
         try:
@@ -115,28 +117,77 @@ class Command(BaseCommand):
                 subject=scenario.subject, body=scenario.body, customer_email="jane@example.com"
             )
             started.append((scenario, ticket, ask_scout(ticket, agent_id=scenario.agent_id)))
-        self.stdout.write(f"started {len(started)} interactions; waiting for Scout's callbacks")
+        runs: list[tuple[WorkflowScenario, Ticket, WorkflowRun]] = []
+        for workflow, (_, ticket, _) in zip(WORKFLOW_SCENARIOS, started, strict=False):
+            run = route_ticket(ticket, workflow.workflow_id, stream=workflow.stream)
+            runs.append((workflow, ticket, run))
+        self.stdout.write(
+            f"started {len(started)} interactions and {len(runs)} workflow runs; waiting for Scout"
+        )
         begin = time.monotonic()
-        last_line = ""
+        last_counts = ""
         while True:
             statuses = list(
                 Interaction.objects.filter(pk__in=[i.pk for _, _, i in started]).values_list(
                     "status", flat=True
                 )
             )
+            run_statuses = list(
+                WorkflowRun.objects.filter(pk__in=[r.pk for _, _, r in runs]).values_list(
+                    "status", flat=True
+                )
+            )
             elapsed = time.monotonic() - begin
-            line = progress_line(statuses, elapsed)
-            if line.split("]", 1)[1] != last_line.split("]", 1)[-1] or int(elapsed) % 5 == 0:
+            line = (
+                progress_line(statuses, elapsed)
+                + "  || runs: "
+                + progress_line(
+                    run_statuses, elapsed, ("pending", "running", "succeeded", "failed")
+                ).split("] ", 1)[1]
+            )
+            counts = line.split("]", 1)[1]
+            if counts != last_counts or int(elapsed * 2) % 10 == 0:
                 self.stdout.write(line)
-            last_line = line
-            if all(status in ("succeeded", "failed") for status in statuses):
+            last_counts = counts
+            done = ("succeeded", "failed")
+            if all(s in done for s in statuses) and all(s in done for s in run_statuses):
                 break
             if elapsed > timeout:
                 self.stderr.write(f"timed out after {timeout:.0f}s")
                 break
             time.sleep(0.5)
         time.sleep(1.0)  # let late duplicate deliveries land so the table shows them
-        return self._print_summary(fake, started)
+        interactions_ok = self._print_summary(fake, started)
+        runs_ok = self._print_run_summary(runs)
+        ok = interactions_ok and runs_ok
+        self.stdout.write("all interactions ended as expected" if ok else "UNEXPECTED OUTCOMES")
+        return ok
+
+    def _print_run_summary(self, runs: list[tuple[WorkflowScenario, Ticket, WorkflowRun]]) -> bool:
+        rows = []
+        ok = True
+        for scenario, ticket, run in runs:
+            run.refresh_from_db()
+            ticket.refresh_from_db()
+            summary = run_summary(run)
+            matches = run.status == scenario.expected_status
+            ok = ok and matches
+            rows.append(
+                {
+                    "scenario": scenario.key,
+                    "workflow": run.target,
+                    "mode": "stream" if run.stream else "plain",
+                    "status": run.status + ("" if matches else " (!)"),
+                    "events": summary["events"],
+                    "duration": f"{run.duration:.1f}s" if run.duration is not None else "-",
+                    "routed to": ticket.routed_to or "-",
+                    "error": summary["error_code"] or "",
+                }
+            )
+        self.stdout.write("")
+        columns = ["scenario", "workflow", "mode", "status", "events", "duration", "routed to"]
+        self.stdout.write(table(rows, [(c, c) for c in [*columns, "error"]]))
+        return ok
 
     def _print_summary(
         self, fake: FakeScout, started: list[tuple[Any, Ticket, Interaction]]
@@ -177,15 +228,14 @@ class Command(BaseCommand):
                 ],
             )
         )
-        self.stdout.write("")
         self.stdout.write(f"fake Scout sent {len(fake.callbacks)} callback request(s)")
-        self.stdout.write("all interactions ended as expected" if ok else "UNEXPECTED OUTCOMES")
         return ok
 
     def _print_admin_hint(self, url: str) -> None:
         self.stdout.write("")
         self.stdout.write(f"admin: {url}/admin/  (user {DEMO_USER!r}, password {DEMO_PASSWORD!r})")
         self.stdout.write(f"       {url}/admin/django_scout/interaction/")
+        self.stdout.write(f"       {url}/admin/django_scout/workflowrun/")
 
 
 def _start_web_server(port: int) -> WebServer:
