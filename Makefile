@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck docs pytest venv clean
+.PHONY: demo test test-django42 lint typecheck docs pytest venv clean
 
 venv: $(STAMP)
 
@@ -35,5 +35,17 @@ docs: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+## test-django42: the pytest suite against Django 4.2 LTS, in its own virtualenv
+COMPAT_VENV ?= .venv-django42
+$(COMPAT_VENV)/.installed-stamp: pyproject.toml
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[test,example]" "Django>=4.2,<5.0"
+	touch $@
+
+test-django42: $(COMPAT_VENV)/.installed-stamp
+	$(COMPAT_VENV)/bin/python -c "import django; assert django.VERSION[:2] == (4, 2), django.VERSION"
+	$(COMPAT_VENV)/bin/pytest -q
+
 clean:
-	rm -rf $(VENV) site dist build .mypy_cache .ruff_cache .pytest_cache example_project/var
+	rm -rf $(VENV) $(COMPAT_VENV) site dist build .mypy_cache .ruff_cache .pytest_cache example_project/var

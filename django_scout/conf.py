@@ -60,6 +60,7 @@ class ScoutSettings(BaseModel):
     MAX_CALLBACK_BODY_BYTES: int = Field(default=1_048_576, gt=0)
     EVENTS_BATCH_SIZE: int = Field(default=500, gt=0, le=10_000)
     RECONCILE_GRACE: int = Field(default=60, ge=0)
+    RUN_DEADLINE: int = Field(default=86400, gt=0)
 
     @field_validator("API_KEY", "CALLBACK_BASE_URL", mode="before")
     @classmethod

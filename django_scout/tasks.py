@@ -19,11 +19,14 @@ start the agent twice):
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
 
 from . import services
 from .client import (
@@ -49,6 +52,32 @@ def _countdown(retries: int, retry_after: float | None = None) -> float:
     return delay
 
 
+R = TypeVar("R")
+
+#: Database errors that are worth retrying (a locked SQLite file, a dropped connection).
+TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def retry_database_errors(func: Callable[..., R]) -> Callable[..., R]:
+    """Retry a bound task with backoff when the database fails transiently.
+
+    Every task is idempotent (claims, conditional updates, unique constraints), so running it
+    again after a database error is safe; what the retries cannot fix, reconcile finds.
+    """
+
+    @functools.wraps(func)
+    def wrapper(self: Task[Any, Any], *args: Any, **kwargs: Any) -> R:
+        try:
+            return func(self, *args, **kwargs)
+        except TRANSIENT_DATABASE_ERRORS as exc:
+            if self.request.retries >= scout_settings().TASK_MAX_RETRIES:
+                raise
+            logger.warning("django-scout: %s hit a database error, retrying: %s", self.name, exc)
+            raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
+
+    return wrapper
+
+
 def _error_code(exc: ScoutError) -> str:
     if isinstance(exc, ScoutAuthError):
         return "unauthorized" if exc.status_code == 401 else "forbidden"
@@ -64,6 +93,7 @@ def _error_code(exc: ScoutError) -> str:
 
 
 @shared_task(bind=True, name="django_scout.start_interaction", max_retries=None, acks_late=True)
+@retry_database_errors
 def start_interaction_task(self: Task[Any, Any], interaction_id: str) -> str:
     """Send an interaction's start request to Scout (see the module docstring's retry rule)."""
     interaction = services.claim_start(interaction_id)
@@ -108,6 +138,7 @@ def _handle_start_error(task: Task[Any, Any], interaction_id: str, exc: ScoutErr
 
 
 @shared_task(bind=True, name="django_scout.process_callback", max_retries=None, acks_late=True)
+@retry_database_errors
 def process_callback_task(self: Task[Any, Any], delivery_id: int) -> str:
     """Apply a stored callback; event-fetch failures retry, then complete without events."""
     try:
@@ -122,6 +153,7 @@ def process_callback_task(self: Task[Any, Any], delivery_id: int) -> str:
 
 
 @shared_task(bind=True, name="django_scout.run_workflow", max_retries=None, acks_late=True)
+@retry_database_errors
 def run_workflow_task(self: Task[Any, Any], run_id: str) -> str:
     """Run a workflow, webhook trigger or app (see :mod:`django_scout.services.workflows`)."""
     try:
@@ -135,8 +167,9 @@ def run_workflow_task(self: Task[Any, Any], run_id: str) -> str:
         return "failed"
 
 
-@shared_task(name="django_scout.fetch_events")
-def fetch_events_task(interaction_id: str) -> int:
+@shared_task(bind=True, name="django_scout.fetch_events", max_retries=None)
+@retry_database_errors
+def fetch_events_task(self: Task[Any, Any], interaction_id: str) -> int:
     """Fetch (or re-fetch) an interaction's events; idempotent."""
     from .models import Interaction
 

@@ -74,9 +74,16 @@ def test_scout_interact_bad_input_is_a_clear_error(
 def test_scout_reconcile_and_prune_report() -> None:
     with override_settings(SCOUT=SCOUT):
         report = json.loads(run("scout_reconcile", "--json"))
-        assert report == {"requeued_starts": [], "requeued_deliveries": [], "timed_out": []}
+        assert report == {
+            "requeued_starts": [],
+            "requeued_deliveries": [],
+            "timed_out": [],
+            "requeued_runs": [],
+            "timed_out_runs": [],
+        }
         assert json.loads(run("scout_prune", "--older-than", "30", "--json")) == {
             "events": 0,
+            "run_events": 0,
             "deliveries": 0,
         }
         with pytest.raises(CommandError, match="zero or more"):

@@ -419,9 +419,31 @@ def test_prune_deletes_old_events_and_processed_deliveries(mock_scout: MockScout
     payload = callback_payload(str(interaction.session_id), completed_at=timezone.now().isoformat())
     post_callback(Client(), payload, interaction_id=interaction.pk)
     assert InteractionEvent.objects.count() == 3
-    assert services.prune(30) == {"events": 0, "deliveries": 0}
+    assert services.prune(30) == {"events": 0, "run_events": 0, "deliveries": 0}
     later = timezone.now() + timedelta(days=31)
-    assert services.prune(30, now=later) == {"events": 3, "deliveries": 1}
+    assert services.prune(30, now=later) == {"events": 3, "run_events": 0, "deliveries": 1}
     assert Interaction.objects.filter(pk=interaction.pk).exists()
     with pytest.raises(ValueError, match="zero or more"):
         services.prune(-1)
+
+
+def test_transient_database_error_in_a_task_is_retried(mock_scout: MockScout) -> None:
+    from unittest import mock
+
+    from django.db import OperationalError
+
+    real_claim = services.claim_start
+    calls: list[str] = []
+
+    def flaky_claim(interaction_id: Any) -> Any:
+        calls.append(str(interaction_id))
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return real_claim(interaction_id)
+
+    with mock.patch.object(services, "claim_start", side_effect=flaky_claim):
+        interaction = start_interaction("agent-1", "hello")
+    interaction.refresh_from_db()
+    assert len(calls) == 2
+    assert interaction.status == "accepted"
+    assert len(mock_scout.start_requests()) == 1

@@ -301,3 +301,60 @@ def test_duplicated_task_runs_once(fake_scout: FakeScout) -> None:
     for _ in range(3):
         assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
     assert len(fake_scout.workflow_runs) == 1
+
+
+# --- housekeeping ----------------------------------------------------------------------------
+
+
+def test_reconcile_reenqueues_runs_the_broker_lost(fake_scout: FakeScout) -> None:
+    from datetime import timedelta
+    from unittest import mock
+
+    from django.utils import timezone
+
+    from django_scout import services, tasks
+
+    fake_scout.workflow("wf")
+    with mock.patch.object(tasks.run_workflow_task, "apply_async", side_effect=OSError("down")):
+        run = run_workflow("wf")
+    assert fresh(run).status == "pending"
+    WorkflowRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    assert services.reconcile().requeued_runs == [str(run.pk)]
+    assert fresh(run).status == "succeeded"
+
+
+def test_reconcile_times_out_stuck_runs(signal_log: list[Any]) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_scout import services
+
+    stuck = WorkflowRun.objects.create(
+        workflow_id="wf", status="running", started_at=timezone.now() - timedelta(days=2)
+    )
+    fresh_run = WorkflowRun.objects.create(
+        workflow_id="wf", status="running", started_at=timezone.now()
+    )
+    report = services.reconcile()
+    assert report.timed_out_runs == [str(stuck.pk)]
+    assert (fresh(stuck).status, fresh(stuck).error_code) == ("failed", "run_timeout")
+    assert fresh(fresh_run).status == "running"
+    assert names(signal_log) == ["workflow_run_failed", "workflow_run_completed"]
+
+
+def test_prune_deletes_old_run_events(fake_scout: FakeScout) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_scout import services
+
+    fake_scout.workflow("wf", WorkflowBehaviour(blocks=1))
+    run = fresh(run_workflow("wf", stream=True))
+    count = run.events.count()
+    assert count > 0
+    assert services.prune(7)["run_events"] == 0
+    result = services.prune(7, now=timezone.now() + timedelta(days=8))
+    assert result["run_events"] == count
+    assert WorkflowRun.objects.filter(pk=run.pk).exists()

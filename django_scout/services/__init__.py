@@ -6,14 +6,15 @@ views, the admin and management commands call these functions and stay thin.
 
 - :mod:`.interactions`: agent interactions, callbacks, events, reconcile and prune;
 - :mod:`.workflows`: workflow runs, webhook triggers and app executions;
+- :mod:`.housekeeping`: reconcile and prune across both;
 - :mod:`.common`: the Scout client factory and after-commit helpers.
 
 """
 
-from .common import get_client
+from .common import ReconcileReport, get_client
+from .housekeeping import prune, reconcile
 from .interactions import (
     ProcessOutcome,
-    ReconcileReport,
     accept_interaction,
     callback_url_for,
     claim_start,
@@ -22,8 +23,6 @@ from .interactions import (
     fetch_events,
     mark_start_unconfirmed,
     process_delivery,
-    prune,
-    reconcile,
     record_callback,
     release_start_claim,
     start_interaction,

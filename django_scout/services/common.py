@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -83,3 +84,36 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and timezone.is_naive(value):
         return timezone.make_aware(value, dt_timezone.utc)
     return value
+
+
+def chunks(values: Iterable[Any], size: int = 500) -> Iterator[list[Any]]:
+    """``values`` in lists of at most ``size`` (to keep ``IN (...)`` queries bounded)."""
+    chunk: list[Any] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class ReconcileReport:
+    """What reconcile found and did (ids as strings, delivery ids as ints)."""
+
+    requeued_starts: list[str] = field(default_factory=list)
+    requeued_deliveries: list[int] = field(default_factory=list)
+    timed_out: list[str] = field(default_factory=list)
+    requeued_runs: list[str] = field(default_factory=list)
+    timed_out_runs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary."""
+        return {
+            "requeued_starts": self.requeued_starts,
+            "requeued_deliveries": self.requeued_deliveries,
+            "timed_out": self.timed_out,
+            "requeued_runs": self.requeued_runs,
+            "timed_out_runs": self.timed_out_runs,
+        }

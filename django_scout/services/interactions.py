@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -28,8 +27,10 @@ from ..models import (
 )
 from ..payloads import CallbackPayload
 from .common import (
+    ReconcileReport,
     aware,
     check_json_object,
+    chunks,
     enqueue_after_commit,
     get_client,
     send_robust,
@@ -39,7 +40,6 @@ logger = logging.getLogger("django_scout")
 
 __all__ = [
     "ProcessOutcome",
-    "ReconcileReport",
     "accept_interaction",
     "callback_url_for",
     "claim_start",
@@ -48,8 +48,8 @@ __all__ = [
     "fetch_events",
     "mark_start_unconfirmed",
     "process_delivery",
-    "prune",
-    "reconcile",
+    "prune_interactions",
+    "reconcile_interactions",
     "record_callback",
     "release_start_claim",
     "start_interaction",
@@ -430,48 +430,11 @@ def fetch_events(interaction: Interaction, events_url: str | None = None) -> int
 # --- housekeeping --------------------------------------------------------------------------
 
 
-@dataclass
-class ReconcileReport:
-    """What :func:`reconcile` found and did."""
-
-    requeued_starts: list[str] = field(default_factory=list)
-    requeued_deliveries: list[int] = field(default_factory=list)
-    timed_out: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly summary."""
-        return {
-            "requeued_starts": self.requeued_starts,
-            "requeued_deliveries": self.requeued_deliveries,
-            "timed_out": self.timed_out,
-        }
-
-
-def _chunks(values: Iterable[Any], size: int = 500) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def reconcile(now: datetime | None = None) -> ReconcileReport:
-    """Repair what a down broker or a lost callback left behind.
-
-    - pending interactions never claimed for ``RECONCILE_GRACE`` seconds: start task re-enqueued;
-    - deliveries not processed for ``RECONCILE_GRACE`` seconds: processing re-enqueued (this
-      also matches orphans whose interaction has since been accepted);
-    - interactions accepted (or started but unconfirmed) longer than ``CALLBACK_DEADLINE`` ago
-      with no callback: failed with ``error_code="callback_timeout"``.
-    """
+def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
+    """Reconcile interactions and deliveries (see :func:`.housekeeping.reconcile`)."""
     conf = scout_settings()
-    now = now or timezone.now()
     grace_cutoff = now - timedelta(seconds=conf.RECONCILE_GRACE)
     deadline_cutoff = now - timedelta(seconds=conf.CALLBACK_DEADLINE)
-    report = ReconcileReport()
 
     stale_starts = Interaction.objects.filter(
         status=PENDING, start_claimed_at__isnull=True, created_at__lte=grace_cutoff
@@ -511,24 +474,16 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
                 _signal_interaction_after_commit(
                     interaction_id, "interaction_failed", "interaction_completed"
                 )
-    return report
 
 
-def prune(older_than_days: int, now: datetime | None = None) -> dict[str, int]:
-    """Delete events and processed deliveries of interactions finished before the cut-off.
-
-    Interactions themselves are kept (they are the host's record); events of finished
-    interactions and processed deliveries older than ``older_than_days`` go. Unprocessed
-    deliveries are never deleted.
-    """
-    if older_than_days < 0:
-        raise ValueError("older_than_days must be zero or more")
-    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+def prune_interactions(cutoff: datetime) -> dict[str, int]:
+    """Delete events of interactions finished before ``cutoff`` and deliveries processed
+    before it (see :func:`.housekeeping.prune`)."""
     finished = Interaction.objects.filter(
         status__in=InteractionStatus.terminal(), completed_at__lt=cutoff
     ).values_list("pk", flat=True)
     events_deleted = 0
-    for chunk in _chunks(finished.iterator()):
+    for chunk in chunks(finished.iterator()):
         deleted, _ = InteractionEvent.objects.filter(interaction_id__in=chunk).delete()
         events_deleted += deleted
     deliveries_deleted, _ = CallbackDelivery.objects.filter(

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -31,11 +31,14 @@ from ..client import (
     WorkflowRunResult,
 )
 from ..client.redaction import mask_webhook_url
+from ..conf import scout_settings
 from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
 from .common import (
+    ReconcileReport,
     aware,
     check_json_object,
     check_json_value,
+    chunks,
     enqueue_after_commit,
     get_client,
     send_robust,
@@ -55,6 +58,8 @@ __all__ = [
     "execute_app",
     "fail_run",
     "perform_run",
+    "prune_runs",
+    "reconcile_runs",
     "rerun",
     "run_workflow",
     "run_workflow_with_config",
@@ -516,3 +521,42 @@ def _finish_app_stream(run: WorkflowRun, *, ended_with_done: bool) -> None:
         finish_run(run.pk, SUCCEEDED)
     else:
         fail_run(run.pk, "stream_incomplete", "the app stream ended without [DONE]")
+
+
+# --- housekeeping --------------------------------------------------------------------------
+
+
+def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
+    """Re-enqueue runs whose task never ran; fail runs stuck past ``RUN_DEADLINE``."""
+    conf = scout_settings()
+    grace_cutoff = now - timedelta(seconds=conf.RECONCILE_GRACE)
+    deadline_cutoff = now - timedelta(seconds=conf.RUN_DEADLINE)
+    never_started = WorkflowRun.objects.filter(
+        status=PENDING, start_claimed_at__isnull=True, created_at__lte=grace_cutoff
+    ).values_list("pk", flat=True)
+    for run_id in never_started.iterator():
+        report.requeued_runs.append(str(run_id))
+        enqueue_after_commit("run_workflow_task", str(run_id))
+    stuck = WorkflowRun.objects.filter(
+        Q(status=RUNNING, started_at__lte=deadline_cutoff)
+        | Q(status=PENDING, start_claimed_at__lte=deadline_cutoff)
+    ).values_list("pk", flat=True)
+    for run_id in list(stuck):
+        if fail_run(
+            run_id,
+            "run_timeout",
+            f"no outcome within RUN_DEADLINE ({conf.RUN_DEADLINE}s); the worker may have died",
+        ):
+            report.timed_out_runs.append(str(run_id))
+
+
+def prune_runs(cutoff: datetime) -> int:
+    """Delete the events of runs finished before ``cutoff``; returns how many."""
+    finished = WorkflowRun.objects.filter(
+        status__in=(SUCCEEDED, FAILED), completed_at__lt=cutoff
+    ).values_list("pk", flat=True)
+    deleted_total = 0
+    for chunk in chunks(finished.iterator()):
+        deleted, _ = WorkflowRunEvent.objects.filter(run_id__in=chunk).delete()
+        deleted_total += deleted
+    return deleted_total

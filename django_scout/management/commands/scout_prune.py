@@ -14,8 +14,9 @@ class Command(BaseCommand):
     """Keep the event and delivery tables from growing forever."""
 
     help = (
-        "Delete events of interactions finished more than DAYS ago and callback deliveries "
-        "processed more than DAYS ago. Interactions and unprocessed deliveries are kept."
+        "Delete events of interactions and workflow runs finished more than DAYS ago and "
+        "callback deliveries processed more than DAYS ago. Interactions, runs and unprocessed "
+        "deliveries are kept."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -32,5 +33,6 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(counts))
         else:
             self.stdout.write(
-                f"deleted {counts['events']} event(s) and {counts['deliveries']} delivery(ies)"
+                f"deleted {counts['events']} interaction event(s), {counts['run_events']} run "
+                f"event(s) and {counts['deliveries']} delivery(ies)"
             )

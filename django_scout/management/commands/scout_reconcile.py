@@ -14,8 +14,9 @@ class Command(BaseCommand):
     """Re-enqueue stalled starts and deliveries; time out interactions with no callback."""
 
     help = (
-        "Re-enqueue interactions and callbacks left unprocessed, match early callbacks, and fail "
-        "interactions accepted longer than CALLBACK_DEADLINE ago (callback_timeout)."
+        "Re-enqueue interactions, callbacks and workflow runs left unprocessed, match early "
+        "callbacks, and fail interactions with no callback within CALLBACK_DEADLINE "
+        "(callback_timeout) and runs with no outcome within RUN_DEADLINE (run_timeout)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,7 +30,8 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
             return
         self.stdout.write(
-            f"re-enqueued {len(report.requeued_starts)} start(s) and "
-            f"{len(report.requeued_deliveries)} callback(s); "
-            f"timed out {len(report.timed_out)} interaction(s)"
+            f"re-enqueued {len(report.requeued_starts)} start(s), "
+            f"{len(report.requeued_deliveries)} callback(s) and "
+            f"{len(report.requeued_runs)} workflow run(s); timed out "
+            f"{len(report.timed_out)} interaction(s) and {len(report.timed_out_runs)} run(s)"
         )

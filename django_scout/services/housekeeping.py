@@ -1,0 +1,51 @@
+"""Housekeeping across interactions and workflow runs: reconcile and prune."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from .common import ReconcileReport
+from .interactions import prune_interactions, reconcile_interactions
+from .workflows import prune_runs, reconcile_runs
+
+__all__ = ["ReconcileReport", "prune", "reconcile"]
+
+
+def reconcile(now: datetime | None = None) -> ReconcileReport:
+    """Repair what a down broker, a dead worker or a lost callback left behind.
+
+    - pending interactions and runs never claimed for ``RECONCILE_GRACE`` seconds: their task
+      is enqueued again (the broker was down when they were created);
+    - callback deliveries not processed for ``RECONCILE_GRACE`` seconds: processing enqueued
+      again (this also matches orphans whose interaction has since been accepted);
+    - interactions accepted (or started but unconfirmed) longer than ``CALLBACK_DEADLINE`` ago
+      with no callback: failed with ``error_code="callback_timeout"``;
+    - runs started longer than ``RUN_DEADLINE`` ago with no outcome: failed with
+      ``error_code="run_timeout"``.
+    """
+    now = now or timezone.now()
+    report = ReconcileReport()
+    reconcile_interactions(now, report)
+    reconcile_runs(now, report)
+    return report
+
+
+def prune(older_than_days: int, now: datetime | None = None) -> dict[str, int]:
+    """Delete the events of interactions and runs finished more than ``older_than_days`` ago
+    and the callback deliveries processed before then.
+
+    Interactions and runs themselves are kept (they are the host's record); unprocessed
+    deliveries are never deleted. Returns how many ``events``, ``run_events`` and
+    ``deliveries`` went.
+    """
+    if older_than_days < 0:
+        raise ValueError("older_than_days must be zero or more")
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    counts = prune_interactions(cutoff)
+    return {
+        "events": counts["events"],
+        "run_events": prune_runs(cutoff),
+        "deliveries": counts["deliveries"],
+    }
