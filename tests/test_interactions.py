@@ -447,3 +447,7 @@ def test_transient_database_error_in_a_task_is_retried(mock_scout: MockScout) ->
     assert len(calls) == 2
     assert interaction.status == "accepted"
     assert len(mock_scout.start_requests()) == 1
+
+
+def test_processing_a_vanished_delivery_is_a_no_op() -> None:
+    assert services.process_delivery(987654) == services.ProcessOutcome.MISSING

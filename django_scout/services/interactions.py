@@ -261,6 +261,7 @@ class ProcessOutcome:
     """What :func:`process_delivery` did (a string constant)."""
 
     ALREADY_PROCESSED = "already_processed"
+    MISSING = "missing"
     UNMATCHED = "unmatched"
     COMPLETED = "completed"
     ALREADY_TERMINAL = "already_terminal"
@@ -287,7 +288,10 @@ def process_delivery(
     Scout's status and marks the delivery processed. ``events_error`` completes the interaction
     without events and records why. Returns a :class:`ProcessOutcome` value.
     """
-    delivery = CallbackDelivery.objects.get(pk=delivery_id)
+    delivery = CallbackDelivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:  # pruned, or a stale task from another database
+        logger.warning("django-scout: callback delivery %s no longer exists", delivery_id)
+        return ProcessOutcome.MISSING
     if delivery.processed_at is not None:
         return ProcessOutcome.ALREADY_PROCESSED
     CallbackDelivery.objects.filter(pk=delivery_id).update(
