@@ -122,6 +122,7 @@ class InteractionAdmin(ReadOnlyAdminMixin, InteractionAdminBase):
     date_hierarchy = "created_at"
     list_select_related = ("session",)
     inlines = (CallbackDeliveryInline, InteractionEventInline)
+    actions = ("fetch_events_selected",)
     readonly_fields = (
         "id",
         "status",
@@ -191,6 +192,18 @@ class InteractionAdmin(ReadOnlyAdminMixin, InteractionAdminBase):
         except ValueError:
             return results, may_have_duplicates
         return results | queryset.filter(pk=interaction_id), may_have_duplicates
+
+    @admin.action(description="Fetch the selected interactions' events again")
+    def fetch_events_selected(self, request: HttpRequest, queryset: QuerySet[Interaction]) -> None:
+        """Enqueue an (idempotent) event fetch for each selected interaction with an events URL."""
+        if not request.user.has_perm("django_scout.change_interaction"):
+            raise PermissionDenied("fetching events needs the 'change interaction' permission")
+        ids = [str(pk) for pk in queryset.exclude(events_url="").values_list("pk", flat=True)]
+        for interaction_id in ids:
+            services.enqueue_after_commit("fetch_events_task", interaction_id)
+        skipped = queryset.count() - len(ids)
+        note = f" ({skipped} without an events URL skipped)" if skipped else ""
+        self.message_user(request, f"Fetching events for {len(ids)} interaction(s){note}.")
 
     @admin.display(description="duration")
     def duration_display(self, obj: Interaction) -> str:

@@ -183,3 +183,30 @@ def test_rerun_needs_permission(run_with_events: WorkflowRun) -> None:
     response = client.post(f"/admin/django_scout/workflowrun/{run_with_events.pk}/rerun/")
     assert response.status_code == 403
     assert WorkflowRun.objects.count() == 1
+
+
+def test_fetch_events_action_enqueues_for_interactions_with_an_events_url(
+    staff_client: Client, finished: Interaction, django_capture_on_commit_callbacks: Any
+) -> None:
+    from unittest import mock
+
+    from django_scout import tasks
+
+    Interaction.objects.filter(pk=finished.pk).update(events_url="https://api.scoutos.test/e")
+    with (
+        mock.patch.object(tasks.fetch_events_task, "apply_async") as apply_async,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = staff_client.post(
+            "/admin/django_scout/interaction/",
+            {
+                "action": "fetch_events_selected",
+                "_selected_action": [
+                    str(pk) for pk in Interaction.objects.values_list("pk", flat=True)
+                ],
+            },
+            follow=True,
+        )
+    assert response.status_code == 200
+    assert "1 without an events URL skipped" in response.content.decode()
+    apply_async.assert_called_once_with(args=(str(finished.pk),), retry=False)

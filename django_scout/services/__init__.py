@@ -11,7 +11,7 @@ views, the admin and management commands call these functions and stay thin.
 
 """
 
-from .common import ReconcileReport, get_client
+from .common import ReconcileReport, enqueue_after_commit, get_client
 from .housekeeping import prune, reconcile
 from .interactions import (
     ProcessOutcome,
@@ -49,6 +49,7 @@ __all__ = [
     "callback_url_for",
     "claim_start",
     "complete_interaction",
+    "enqueue_after_commit",
     "execute_app",
     "fail_run",
     "fail_start",
