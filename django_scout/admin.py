@@ -62,6 +62,22 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class TrackedWorkAdminMixin:
+    """Columns shared by interactions and workflow runs: duration and the host subject."""
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: Interaction | WorkflowRun) -> str:
+        """Seconds from creation to completion."""
+        seconds = obj.duration
+        return "—" if seconds is None else f"{seconds:.1f}s"
+
+    @admin.display(description="subject")
+    def subject_display(self, obj: Interaction | WorkflowRun) -> str:
+        """The host record this work belongs to."""
+        subject = obj.subject
+        return "—" if subject is None else f"{obj.subject_content_type}: {subject}"
+
+
 class InteractionEventInline(ReadOnlyAdminMixin, EventInlineBase):
     """An interaction's events, in order."""
 
@@ -100,7 +116,7 @@ class CallbackDeliveryInline(ReadOnlyAdminMixin, DeliveryInlineBase):
 
 
 @admin.register(Interaction)
-class InteractionAdmin(ReadOnlyAdminMixin, InteractionAdminBase):
+class InteractionAdmin(ReadOnlyAdminMixin, TrackedWorkAdminMixin, InteractionAdminBase):
     """Interactions with status, agent, session, timing, events and deliveries."""
 
     list_display = (
@@ -205,12 +221,6 @@ class InteractionAdmin(ReadOnlyAdminMixin, InteractionAdminBase):
         note = f" ({skipped} without an events URL skipped)" if skipped else ""
         self.message_user(request, f"Fetching events for {len(ids)} interaction(s){note}.")
 
-    @admin.display(description="duration")
-    def duration_display(self, obj: Interaction) -> str:
-        """Seconds from creation to completion."""
-        seconds = obj.duration
-        return "—" if seconds is None else f"{seconds:.1f}s"
-
     @admin.display(description="messages")
     def messages_display(self, obj: Interaction) -> SafeString:
         """The messages sent to Scout."""
@@ -225,12 +235,6 @@ class InteractionAdmin(ReadOnlyAdminMixin, InteractionAdminBase):
     def variables_display(self, obj: Interaction) -> SafeString:
         """The variables sent to Scout."""
         return _pretty_json(obj.variables)
-
-    @admin.display(description="subject")
-    def subject_display(self, obj: Interaction) -> str:
-        """The host record this interaction belongs to."""
-        subject = obj.subject
-        return "—" if subject is None else f"{obj.subject_content_type}: {subject}"
 
 
 @admin.register(CallbackDelivery)
@@ -302,7 +306,7 @@ class WorkflowRunEventInline(ReadOnlyAdminMixin, RunEventInlineBase):
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(ReadOnlyAdminMixin, RunAdminBase):
+class WorkflowRunAdmin(ReadOnlyAdminMixin, TrackedWorkAdminMixin, RunAdminBase):
     """Workflow runs, webhook triggers and app executions; re-run from the list or the page."""
 
     change_form_template = "admin/django_scout/workflowrun/change_form.html"
@@ -424,12 +428,6 @@ class WorkflowRunAdmin(ReadOnlyAdminMixin, RunAdminBase):
         """Workflow or app id, or the webhook URL with its token masked."""
         return obj.target
 
-    @admin.display(description="duration")
-    def duration_display(self, obj: WorkflowRun) -> str:
-        """Seconds from creation to completion."""
-        seconds = obj.duration
-        return "—" if seconds is None else f"{seconds:.1f}s"
-
     @admin.display(description="inputs")
     def inputs_display(self, obj: WorkflowRun) -> SafeString:
         """The inputs (a webhook trigger's body is under ``webhook_body``)."""
@@ -444,9 +442,3 @@ class WorkflowRunAdmin(ReadOnlyAdminMixin, RunAdminBase):
     def outputs_display(self, obj: WorkflowRun) -> SafeString:
         """What the run produced."""
         return _pretty_json(obj.outputs)
-
-    @admin.display(description="subject")
-    def subject_display(self, obj: WorkflowRun) -> str:
-        """The host record this run belongs to."""
-        subject = obj.subject
-        return "—" if subject is None else f"{obj.subject_content_type}: {subject}"

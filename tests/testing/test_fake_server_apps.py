@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
-import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from django_scout.testing import AppBehaviour, FakeScout
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def api(client: httpx.Client, fake_scout: FakeScout) -> httpx.Client:
-    client.base_url = httpx.URL(fake_scout.base_url)
-    client.headers["Authorization"] = "Bearer test-api-key"
-    return client
+from django_scout.testing import AppBehaviour
 
 
 def test_plain_execution(api, fake_scout):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from django_scout.testing import AgentBehaviour, FakeScout
+from django_scout.testing import AgentBehaviour
 
 CALLBACK = "http://127.0.0.1:9/callback"
 FORMATS = ("sse", "json", "json-object", "ndjson")
@@ -20,19 +20,6 @@ CONTENT_TYPES = {
     "json-object": "application/json",
     "ndjson": "application/x-ndjson",
 }
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def api(client: httpx.Client, fake_scout: FakeScout) -> httpx.Client:
-    client.base_url = httpx.URL(fake_scout.base_url)
-    client.headers["Authorization"] = "Bearer test-api-key"
-    return client
 
 
 def start(api: httpx.Client, agent_id: str = "agent-1", **params: str) -> dict[str, str]:

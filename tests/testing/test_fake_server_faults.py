@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -14,18 +13,10 @@ CALLBACK = "http://127.0.0.1:9/callback"
 START = {"messages": [{"content": "go"}], "callback_url": CALLBACK}
 
 
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def api(client: httpx.Client, fake_scout: FakeScout) -> httpx.Client:
+@pytest.fixture(autouse=True)
+def _no_callbacks(fake_scout: FakeScout) -> None:
+    # No callbacks are wanted here: the discard port would only produce retries.
     fake_scout.default_agent = AgentBehaviour(auto_callback=False)
-    client.base_url = httpx.URL(fake_scout.base_url)
-    client.headers["Authorization"] = "Bearer test-api-key"
-    return client
 
 
 def test_fail_next_503_then_recover(api, fake_scout):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from django_scout.testing import FakeScout, WorkflowBehaviour
+from django_scout.testing import WorkflowBehaviour
 
 ENVELOPE_KEYS = {
     "organization_id",
@@ -25,19 +24,6 @@ ENVELOPE_KEYS = {
     "event_type",
     "version",
 }
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def api(client: httpx.Client, fake_scout: FakeScout) -> httpx.Client:
-    client.base_url = httpx.URL(fake_scout.base_url)
-    client.headers["Authorization"] = "Bearer test-api-key"
-    return client
 
 
 def stream_events(
