@@ -165,6 +165,7 @@ def test_rotated_secret_accepted() -> None:
         (json.dumps(callback_payload(status="cancelled")).encode(), "status"),
         (json.dumps(callback_payload(session_id="")).encode(), "session_id"),
         (b'{"callback_event_id": "\xff\xfe"}', "UTF-8"),
+        (json.dumps(callback_payload(note="a\u0000b")).encode(), "NUL"),
     ],
 )
 def test_malformed_body_is_400(body: bytes, fragment: str) -> None:
