@@ -154,7 +154,8 @@ def test_streamed_run_stores_every_event_in_order(
     run = fresh(run_workflow("wf", {"q": 1}, stream=True))
     assert run.status == "succeeded"
     assert run.outputs == {"answer": "42"}
-    assert run.scout_run_id
+    (recorded,) = fake_scout.workflow_runs
+    assert (run.scout_run_id, run.session_id) == (recorded.run_id, recorded.session_id)
     event_names = list(run.events.order_by("sequence").values_list("name", flat=True))
     assert event_names[0] == "workflow_run_started"
     assert event_names[-1] == "workflow_run_completed"

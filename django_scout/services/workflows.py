@@ -450,22 +450,24 @@ def _event_payload(event: WorkflowEvent) -> tuple[str, Any, Any]:
 def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) -> None:
     terminal: tuple[str, Any] | None = None
     started = timezone.now()
+    # Scout's run and session ids are written once, the first time an event carries them.
+    missing = {"scout_run_id": not run.scout_run_id, "session_id": not run.session_id}
     for sequence, event in enumerate(events):
         if sequence == 0:
             mark_running(run.pk)
         name, data, when = _event_payload(event)
         _store_event(run, sequence, name, data, when)
         event_data = getattr(event, "data", None)
-        session_id = getattr(event_data, "session_id", None)
-        scout_run_id = getattr(event_data, "workflow_run_id", None)
-        if scout_run_id or session_id:
-            updates = {"scout_run_id": str(scout_run_id or "")[:255]} if scout_run_id else {}
-            if session_id:
-                WorkflowRun.objects.filter(pk=run.pk, session_id="").update(
-                    session_id=str(session_id)[:255]
-                )
-            if updates:
-                WorkflowRun.objects.filter(pk=run.pk, scout_run_id="").update(**updates)
+        found = {
+            "scout_run_id": getattr(event_data, "workflow_run_id", None),
+            "session_id": getattr(event_data, "session_id", None),
+        }
+        updates = {
+            field: str(value)[:255] for field, value in found.items() if value and missing[field]
+        }
+        if updates:
+            WorkflowRun.objects.filter(pk=run.pk).update(**updates)
+            missing.update(dict.fromkeys(updates, False))
         if name in ("workflow_run_completed", "workflow_run_failed"):
             terminal = (name, event_data)
     duration_ms = (timezone.now() - started).total_seconds() * 1000
