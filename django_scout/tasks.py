@@ -31,11 +31,7 @@ from django.db import InterfaceError, OperationalError
 from . import services
 from .client import (
     ScoutAPIError,
-    ScoutAuthError,
     ScoutError,
-    ScoutNotFoundError,
-    ScoutRateLimitError,
-    ScoutValidationError,
     UntrustedURLError,
 )
 from .conf import scout_settings
@@ -78,20 +74,6 @@ def retry_database_errors(func: Callable[..., R]) -> Callable[..., R]:
     return wrapper
 
 
-def _error_code(exc: ScoutError) -> str:
-    if isinstance(exc, ScoutAuthError):
-        return "unauthorized" if exc.status_code == 401 else "forbidden"
-    if isinstance(exc, ScoutValidationError):
-        return "validation_error"
-    if isinstance(exc, ScoutNotFoundError):
-        return "not_found"
-    if isinstance(exc, ScoutRateLimitError):
-        return "rate_limited"
-    if isinstance(exc, ScoutAPIError):
-        return f"http_{exc.status_code}"
-    return "scout_unavailable"
-
-
 @shared_task(bind=True, name="django_scout.start_interaction", max_retries=None, acks_late=True)
 @retry_database_errors
 def start_interaction_task(self: Task[Any, Any], interaction_id: str) -> str:
@@ -123,10 +105,12 @@ def _handle_start_error(task: Task[Any, Any], interaction_id: str, exc: ScoutErr
             retry_after = getattr(exc, "retry_after", None)
             logger.warning("django-scout: start of %s will be retried: %s", interaction_id, exc)
             raise task.retry(countdown=_countdown(task.request.retries, retry_after), exc=exc)
-        services.fail_start(interaction_id, _error_code(exc), f"gave up after retries: {exc}")
+        services.fail_start(
+            interaction_id, services.error_code_for(exc), f"gave up after retries: {exc}"
+        )
         return "failed"
     if isinstance(exc, ScoutAPIError) and 400 <= exc.status_code < 500:
-        services.fail_start(interaction_id, _error_code(exc), str(exc))
+        services.fail_start(interaction_id, services.error_code_for(exc), str(exc))
         return "failed"
     logger.error(
         "django-scout: start of %s may have reached Scout (%s); not repeating it",
@@ -163,7 +147,9 @@ def run_workflow_task(self: Task[Any, Any], run_id: str) -> str:
             logger.warning("django-scout: run %s will be retried: %s", run_id, exc)
             delay = _countdown(self.request.retries, exc.retry_after)
             raise self.retry(countdown=delay, exc=exc.error) from exc
-        services.fail_run(run_id, _error_code(exc.error), f"gave up after retries: {exc}")
+        services.fail_run(
+            run_id, services.error_code_for(exc.error), f"gave up after retries: {exc}"
+        )
         return "failed"
 
 

@@ -11,7 +11,7 @@ views, the admin and management commands call these functions and stay thin.
 
 """
 
-from .common import ReconcileReport, enqueue_after_commit, get_client
+from .common import ReconcileReport, enqueue_after_commit, error_code_for, get_client
 from .housekeeping import prune, reconcile
 from .interactions import (
     ProcessOutcome,
@@ -50,6 +50,7 @@ __all__ = [
     "claim_start",
     "complete_interaction",
     "enqueue_after_commit",
+    "error_code_for",
     "execute_app",
     "fail_run",
     "fail_start",

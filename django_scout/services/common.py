@@ -11,10 +11,13 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import models, transaction
+from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from ..client import ScoutClient
+from .. import signals
+from ..client import ScoutAPIError, ScoutClient, ScoutError
 
 logger = logging.getLogger("django_scout")
 
@@ -36,6 +39,50 @@ def send_robust(signal: Signal, sender: type[models.Model], **kwargs: Any) -> No
                 receiver,
                 exc_info=(type(result), result, result.__traceback__),
             )
+
+
+def signal_after_commit(queryset: QuerySet[Any], pk: Any, kwarg: str, *names: str) -> None:
+    """Send the named :mod:`django_scout.signals`, in order, once the transaction commits.
+
+    The row is read from ``queryset`` after the commit, so receivers see the transition; it is
+    passed to them as ``kwarg`` (``interaction`` or ``run``) with its model as the sender.
+    """
+
+    def send() -> None:
+        obj = queryset.get(pk=pk)
+        for name in names:
+            send_robust(getattr(signals, name), queryset.model, **{kwarg: obj})
+
+    transaction.on_commit(send)
+
+
+#: ``error_code`` for the HTTP statuses Scout refuses a request with.
+_STATUS_ERROR_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def error_code_for(exc: ScoutError) -> str:
+    """The ``error_code`` stored when a Scout request fails with ``exc``."""
+    if isinstance(exc, ScoutAPIError):
+        return _STATUS_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return "scout_unavailable"
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An aware datetime from an ISO 8601 string (or a datetime); ``None`` if it is neither."""
+    if isinstance(value, datetime):
+        return aware(value)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return aware(parse_datetime(value))
+    except ValueError:
+        return None
 
 
 def enqueue_after_commit(task_name: str, *args: Any) -> None:

@@ -12,7 +12,6 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from .. import signals
 from ..client.streams import SessionEvent
@@ -33,7 +32,9 @@ from .common import (
     chunks,
     enqueue_after_commit,
     get_client,
+    parse_timestamp,
     send_robust,
+    signal_after_commit,
 )
 
 logger = logging.getLogger("django_scout")
@@ -64,13 +65,8 @@ FAILED = InteractionStatus.FAILED.value
 
 def _signal_interaction_after_commit(interaction_id: UUID, *names: str) -> None:
     """Send the named interaction signals, in order, once the transaction commits."""
-
-    def send() -> None:
-        interaction = Interaction.objects.select_related("session").get(pk=interaction_id)
-        for name in names:
-            send_robust(getattr(signals, name), Interaction, interaction=interaction)
-
-    transaction.on_commit(send)
+    queryset = Interaction.objects.select_related("session")
+    signal_after_commit(queryset, interaction_id, "interaction", *names)
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -375,19 +371,13 @@ def complete_interaction(
 
 
 def _event_row(interaction: Interaction, event: SessionEvent) -> InteractionEvent:
-    timestamp = None
-    if event.timestamp:
-        try:
-            timestamp = aware(parse_datetime(event.timestamp))
-        except ValueError:
-            timestamp = None
     return InteractionEvent(
         interaction=interaction,
         sequence=event.sequence,
         name=(event.name or "")[:255],
         event_id=(event.id or "")[:255],
         data=event.data,
-        timestamp=timestamp,
+        timestamp=parse_timestamp(event.timestamp),
     )
 
 

@@ -20,9 +20,7 @@ from uuid import UUID
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from .. import signals
 from ..client import (
     AppStreamEvent,
     ScoutAPIError,
@@ -35,13 +33,14 @@ from ..conf import scout_settings
 from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
 from .common import (
     ReconcileReport,
-    aware,
     check_json_object,
     check_json_value,
     chunks,
     enqueue_after_commit,
+    error_code_for,
     get_client,
-    send_robust,
+    parse_timestamp,
+    signal_after_commit,
 )
 
 logger = logging.getLogger("django_scout")
@@ -243,12 +242,7 @@ def rerun(run: WorkflowRun) -> WorkflowRun:
 
 
 def _signal_run_after_commit(run_id: UUID, *names: str) -> None:
-    def send() -> None:
-        run = WorkflowRun.objects.get(pk=run_id)
-        for name in names:
-            send_robust(getattr(signals, name), WorkflowRun, run=run)
-
-    transaction.on_commit(send)
+    signal_after_commit(WorkflowRun.objects.all(), run_id, "run", *names)
 
 
 def claim_run(run_id: UUID | str) -> WorkflowRun | None:
@@ -297,35 +291,15 @@ def fail_run(run_id: UUID | str, code: str, message: str) -> bool:
 
 
 def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: Any) -> None:
-    timestamp = None
-    if isinstance(when, str):
-        try:
-            timestamp = aware(parse_datetime(when))
-        except ValueError:
-            timestamp = None
-    elif isinstance(when, datetime):
-        timestamp = aware(when)
     WorkflowRunEvent.objects.get_or_create(
         run=run,
         sequence=sequence,
-        defaults={"name": name[:255], "data": data, "timestamp": timestamp},
+        defaults={"name": name[:255], "data": data, "timestamp": parse_timestamp(when)},
     )
     WorkflowRun.objects.filter(pk=run.pk).update(event_count=sequence + 1)
 
 
 # --- performing runs -----------------------------------------------------------------------
-
-
-def _error_code(exc: ScoutError) -> str:
-    if isinstance(exc, ScoutAPIError):
-        return {
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            422: "validation_error",
-            429: "rate_limited",
-        }.get(exc.status_code, f"http_{exc.status_code}")
-    return "scout_unavailable"
 
 
 def perform_run(run_id: UUID | str) -> str:
@@ -345,7 +319,7 @@ def perform_run(run_id: UUID | str) -> str:
             release_run_claim(run.pk, f"retrying: {exc}")
             raise RetryLater(exc) from exc
         if isinstance(exc, ScoutAPIError) and 400 <= exc.status_code < 500 and not started:
-            fail_run(run.pk, _error_code(exc), str(exc))
+            fail_run(run.pk, error_code_for(exc), str(exc))
         elif started:
             fail_run(run.pk, "stream_interrupted", f"the stream broke off: {exc}")
         else:
