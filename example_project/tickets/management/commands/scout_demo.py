@@ -100,12 +100,9 @@ class Command(BaseCommand):
             user_model.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
 
     def _purge_file_broker(self) -> None:
-        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
-        folder = options.get("data_folder_in")
-        if folder is None:
-            from example_project.celery import app
+        from example_project.celery import app
 
-            folder = app.conf.broker_transport_options.get("data_folder_in")
+        folder = app.conf.broker_transport_options.get("data_folder_in")
         if folder and Path(folder).is_dir():
             shutil.rmtree(folder)
             Path(folder).mkdir(parents=True)
