@@ -104,6 +104,7 @@ class CallbackDeliveryInline(ReadOnlyAdminMixin, DeliveryInlineBase):
     fields = (
         "callback_event_id",
         "status",
+        "state",
         "delivery_count",
         "received_at",
         "processed_at",
@@ -246,11 +247,12 @@ class CallbackDeliveryAdmin(ReadOnlyAdminMixin, DeliveryAdminBase):
         "status",
         "session_id",
         "interaction",
+        "state",
         "delivery_count",
         "received_at",
         "processed_at",
     )
-    list_filter = ("status", ("processed_at", admin.EmptyFieldListFilter), "received_at")
+    list_filter = ("state", "status", "received_at")
     search_fields = ("callback_event_id", "session_id")
     readonly_fields = (
         "callback_event_id",
@@ -261,7 +263,9 @@ class CallbackDeliveryAdmin(ReadOnlyAdminMixin, DeliveryAdminBase):
         "delivery_count",
         "received_at",
         "last_received_at",
+        "state",
         "processed_at",
+        "next_attempt_at",
         "processing_attempts",
         "processing_error",
         "payload_display",

@@ -61,6 +61,8 @@ class ScoutSettings(BaseModel):
     EVENTS_BATCH_SIZE: int = Field(default=500, gt=0, le=10_000)
     RECONCILE_GRACE: int = Field(default=60, ge=0)
     RUN_DEADLINE: int = Field(default=86400, gt=0)
+    PUBLISH_TIMEOUT: float = Field(default=0.25, gt=0, le=10)
+    PUBLISH_RETRY_AFTER: float = Field(default=15.0, ge=0)
 
     @field_validator("API_KEY", "CALLBACK_BASE_URL", mode="before")
     @classmethod

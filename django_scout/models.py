@@ -11,6 +11,7 @@ import uuid
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .client.redaction import mask_webhook_url
@@ -174,8 +175,28 @@ class InteractionEvent(models.Model):
         return f"#{self.sequence} {self.name}"
 
 
+class DeliveryState(models.TextChoices):
+    """How far a :class:`CallbackDelivery` got: ``pending`` until it ends in one of the others.
+
+    ``processed``: applied to its interaction (or found it already finished, or refused it for
+    a session mismatch — ``processing_error`` says which); ``failed``: processing raised an
+    unexpected error on every attempt, so it was given up; ``abandoned``: still unprocessed after
+    ``CALLBACK_DEADLINE`` (usually a callback for an interaction nobody here started).
+    """
+
+    PENDING = "pending", _("pending")
+    PROCESSED = "processed", _("processed")
+    FAILED = "failed", _("failed")
+    ABANDONED = "abandoned", _("abandoned")
+
+
 class CallbackDelivery(models.Model):
-    """A distinct callback from Scout (one per ``callback_event_id``), however often delivered."""
+    """A distinct callback from Scout (one per ``callback_event_id``), however often delivered.
+
+    The row is the outbox of its processing: while ``processed_at`` is empty the delivery is due
+    again at ``next_attempt_at``, when reconcile enqueues it (with growing backoff) until it is
+    processed or, after ``CALLBACK_DEADLINE``, abandoned.
+    """
 
     callback_event_id = models.CharField(max_length=255, unique=True)
     interaction = models.ForeignKey(
@@ -198,7 +219,21 @@ class CallbackDelivery(models.Model):
     received_at = models.DateTimeField(auto_now_add=True)
     last_received_at = models.DateTimeField(null=True, blank=True)
     delivery_count = models.PositiveIntegerField(default=1)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the delivery left the pending state.")
+    )
+    state = models.CharField(
+        _("processing state"),
+        max_length=16,
+        choices=DeliveryState.choices,
+        default=DeliveryState.PENDING,
+    )
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=timezone.now,
+        help_text=_("When reconcile may enqueue a still-pending delivery's processing again."),
+    )
     processing_attempts = models.PositiveIntegerField(default=0)
     processing_error = models.TextField(blank=True, default="")
 
@@ -208,6 +243,11 @@ class CallbackDelivery(models.Model):
         indexes = [
             models.Index(fields=["processed_at", "received_at"], name="scout_delivery_pending"),
             models.Index(fields=["target_interaction_id"], name="scout_delivery_target"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="scout_delivery_due",
+            ),
         ]
 
     def __str__(self) -> str:

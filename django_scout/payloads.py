@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["CallbackError", "CallbackPayload"]
+__all__ = ["EARLIEST", "LATEST", "CallbackError", "CallbackPayload", "check_instant"]
+
+#: The first and last instants django-scout stores: a day inside Python's ``datetime`` range,
+#: so that a stored time converts to UTC and to any local time zone without overflowing.
+EARLIEST = datetime(1, 1, 2, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 30, tzinfo=timezone.utc)
+
+
+def check_instant(value: datetime) -> datetime:
+    """``value`` unchanged if it lies between :data:`EARLIEST` and :data:`LATEST`.
+
+    Naive values are read as UTC. Raises ``ValueError`` otherwise: such a time (e.g.
+    ``0001-01-01T00:00:00+14:00``) overflows when converted to UTC for the database.
+    """
+    try:
+        instant = (
+            value.astimezone(timezone.utc)
+            if value.tzinfo is not None
+            else value.replace(tzinfo=timezone.utc)
+        )
+    except OverflowError:
+        instant = None
+    if instant is None or not EARLIEST <= instant <= LATEST:
+        raise ValueError(
+            f"{value.isoformat()} is out of range "
+            f"({EARLIEST.date().isoformat()} to {LATEST.date().isoformat()} UTC)"
+        )
+    return value
 
 
 class CallbackError(BaseModel):
@@ -35,3 +62,8 @@ class CallbackPayload(BaseModel):
     completed_at: datetime | None = None
     events_url: str | None = Field(default=None, max_length=2048)
     error: CallbackError | None = None
+
+    @field_validator("completed_at")
+    @classmethod
+    def _completed_at_in_range(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else check_instant(value)

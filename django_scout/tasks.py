@@ -1,20 +1,9 @@
 """Celery tasks: thin wrappers that call :mod:`django_scout.services`.
 
-Retry rule for starting an interaction (Scout has no idempotency keys, so a repeated POST could
-start the agent twice):
-
-- a worker first *claims* the interaction (one conditional UPDATE); a task that cannot claim it
-  (a redelivered or duplicated task, or one whose earlier attempt may have sent the request)
-  does nothing;
-- the claim is given back and the task retried with backoff only when the failure proves
-  Scout did not start anything: the connection failed before the request was sent, or Scout
-  answered 429, 502, 503 or 504;
-- 401/403/404/422 and other 4xx end the interaction ``failed`` with ``error_code`` and
-  ``error_message``;
-- anything ambiguous (a read timeout, a dropped connection after sending, a 500) is never
-  repeated: the interaction stays ``pending`` with ``error_code="start_unconfirmed"``; Scout's
-  callback still completes it (its URL names the interaction), otherwise ``scout_reconcile``
-  fails it after ``CALLBACK_DEADLINE``.
+Each task translates a service's outcome into Celery terms: :class:`~.services.RetryLater`
+(Scout provably started nothing) and transient database errors become retries with backoff;
+the rules themselves live in the services (see :func:`~.services.perform_start` and
+:mod:`django_scout.services.workflows`).
 """
 
 from __future__ import annotations
@@ -26,14 +15,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Task, shared_task
-from django.db import InterfaceError, OperationalError
+from celery.exceptions import Retry
 
 from . import services
-from .client import (
-    ScoutAPIError,
-    ScoutError,
-    UntrustedURLError,
-)
+from .client import ScoutError, UntrustedURLError
 from .conf import scout_settings
 
 logger = logging.getLogger("django_scout")
@@ -51,7 +36,11 @@ def _countdown(retries: int, retry_after: float | None = None) -> float:
 R = TypeVar("R")
 
 #: Database errors that are worth retrying (a locked SQLite file, a dropped connection).
-TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+TRANSIENT_DATABASE_ERRORS = services.TRANSIENT_DATABASE_ERRORS
+
+
+def _retries_left(task: Task[Any, Any]) -> bool:
+    return bool(task.request.retries < scout_settings().TASK_MAX_RETRIES)
 
 
 def retry_database_errors(func: Callable[..., R]) -> Callable[..., R]:
@@ -66,7 +55,7 @@ def retry_database_errors(func: Callable[..., R]) -> Callable[..., R]:
         try:
             return func(self, *args, **kwargs)
         except TRANSIENT_DATABASE_ERRORS as exc:
-            if self.request.retries >= scout_settings().TASK_MAX_RETRIES:
+            if not _retries_left(self):
                 raise
             logger.warning("django-scout: %s hit a database error, retrying: %s", self.name, exc)
             raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
@@ -76,64 +65,74 @@ def retry_database_errors(func: Callable[..., R]) -> Callable[..., R]:
 
 @shared_task(bind=True, name="django_scout.start_interaction", max_retries=None, acks_late=True)
 @retry_database_errors
-def start_interaction_task(self: Task[Any, Any], interaction_id: str) -> str:
-    """Send an interaction's start request to Scout (see the module docstring's retry rule)."""
-    interaction = services.claim_start(interaction_id)
-    if interaction is None:
-        return "skipped"
+def start_interaction_task(
+    self: Task[Any, Any], interaction_id: str, outcome: dict[str, Any] | None = None
+) -> str:
+    """Start an interaction at Scout (:func:`~.services.perform_start`).
+
+    ``outcome`` is set only on a retry whose earlier attempt got Scout's answer but could not
+    store it: the answer is stored, and the request is never sent again.
+    """
     try:
-        with services.get_client() as client:
-            accepted = client.agents.interact_async(
-                interaction.agent_id,
-                messages=interaction.messages,
-                callback_url=services.callback_url_for(interaction),
-                session_id=interaction.requested_session_id or None,
-                metadata=interaction.metadata or None,
-                variables=interaction.variables or None,
-                tags=interaction.tags or None,
+        if outcome is not None:
+            return services.store_start_outcome(
+                interaction_id, services.StartOutcome.from_dict(outcome)
             )
-    except ScoutError as exc:
-        return _handle_start_error(self, interaction_id, exc)
-    services.accept_interaction(interaction_id, accepted.session_id, accepted.events_url)
-    return "accepted"
-
-
-def _handle_start_error(task: Task[Any, Any], interaction_id: str, exc: ScoutError) -> str:
-    if exc.retry_safe:
-        services.release_start_claim(interaction_id, f"retrying: {exc}")
-        if task.request.retries < scout_settings().TASK_MAX_RETRIES:
-            retry_after = getattr(exc, "retry_after", None)
+        return services.perform_start(interaction_id)
+    except services.RetryLater as exc:
+        if _retries_left(self):
             logger.warning("django-scout: start of %s will be retried: %s", interaction_id, exc)
-            raise task.retry(countdown=_countdown(task.request.retries, retry_after), exc=exc)
-        services.fail_start(
-            interaction_id, services.error_code_for(exc), f"gave up after retries: {exc}"
-        )
+            delay = _countdown(self.request.retries, exc.retry_after)
+            raise self.retry(countdown=delay, exc=exc.error) from exc
+        services.give_up_start(interaction_id, exc.error)
         return "failed"
-    if isinstance(exc, ScoutAPIError) and 400 <= exc.status_code < 500:
-        services.fail_start(interaction_id, services.error_code_for(exc), str(exc))
-        return "failed"
-    logger.error(
-        "django-scout: start of %s may have reached Scout (%s); not repeating it",
-        interaction_id,
-        exc,
-    )
-    services.mark_start_unconfirmed(interaction_id, str(exc))
-    return "unconfirmed"
+    except services.OutcomeNotStored as exc:
+        if not _retries_left(self):
+            raise
+        logger.warning("django-scout: %s; retrying with the answer", exc)
+        raise self.retry(
+            args=(interaction_id,),
+            kwargs={"outcome": exc.outcome.as_dict()},
+            countdown=_countdown(self.request.retries),
+            exc=exc,
+        ) from exc
 
 
 @shared_task(bind=True, name="django_scout.process_callback", max_retries=None, acks_late=True)
 @retry_database_errors
 def process_callback_task(self: Task[Any, Any], delivery_id: int) -> str:
-    """Apply a stored callback; event-fetch failures retry, then complete without events."""
+    """Apply a stored callback (:func:`~.services.process_delivery`).
+
+    Event-fetch failures are retried, then the interaction completes without its events; any
+    other unexpected error is retried, then the delivery is given up
+    (:func:`~.services.give_up_delivery`), so it never stays pending forever.
+    """
     try:
-        return services.process_delivery(delivery_id)
-    except ScoutError as exc:
-        retryable = not isinstance(exc, UntrustedURLError)
-        if retryable and self.request.retries < scout_settings().TASK_MAX_RETRIES:
-            logger.warning("django-scout: event fetch for delivery %s failed: %s", delivery_id, exc)
+        try:
+            return services.process_delivery(delivery_id)
+        except ScoutError as exc:
+            if not isinstance(exc, UntrustedURLError) and _retries_left(self):
+                logger.warning(
+                    "django-scout: event fetch for delivery %s failed: %s", delivery_id, exc
+                )
+                raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
+            logger.error("django-scout: events for delivery %s are missing: %s", delivery_id, exc)
+            return services.process_delivery(delivery_id, events_error=f"event fetch failed: {exc}")
+    except (*TRANSIENT_DATABASE_ERRORS, Retry):
+        raise
+    except Exception as exc:
+        if _retries_left(self):
+            logger.warning(
+                "django-scout: processing delivery %s failed, retrying: %s: %s",
+                delivery_id,
+                type(exc).__name__,
+                exc,
+            )
             raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
-        logger.error("django-scout: events for delivery %s are missing: %s", delivery_id, exc)
-        return services.process_delivery(delivery_id, events_error=f"event fetch failed: {exc}")
+        logger.exception(
+            "django-scout: processing delivery %s failed on every attempt", delivery_id
+        )
+        return services.give_up_delivery(delivery_id, exc)
 
 
 @shared_task(bind=True, name="django_scout.run_workflow", max_retries=None, acks_late=True)
@@ -143,7 +142,7 @@ def run_workflow_task(self: Task[Any, Any], run_id: str) -> str:
     try:
         return services.perform_run(run_id)
     except services.RetryLater as exc:
-        if self.request.retries < scout_settings().TASK_MAX_RETRIES:
+        if _retries_left(self):
             logger.warning("django-scout: run %s will be retried: %s", run_id, exc)
             delay = _countdown(self.request.retries, exc.retry_after)
             raise self.retry(countdown=delay, exc=exc.error) from exc

@@ -16,6 +16,17 @@ from django.urls import reverse
 
 SECRET = "test-signing-secret"
 
+#: ``settings.SCOUT`` for unit tests of the services: no waiting between retries.
+UNIT_SCOUT: dict[str, Any] = {
+    "API_KEY": "test-api-key",
+    "API_BASE_URL": "https://api.scoutos.test",
+    "SIGNING_SECRET": SECRET,
+    "CALLBACK_BASE_URL": "https://app.example.test",
+    "TASK_RETRY_BACKOFF": 0.0,
+    "MAX_RETRIES": 0,
+    "TASK_MAX_RETRIES": 3,
+}
+
 
 def seed_signature(raw_body: bytes, timestamp: int, secret: str = SECRET) -> str:
     """``X-Scout-Signature`` computed with seeds/000's recipe (independent of our signing)."""

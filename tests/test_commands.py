@@ -77,6 +77,7 @@ def test_scout_reconcile_and_prune_report() -> None:
         assert report == {
             "requeued_starts": [],
             "requeued_deliveries": [],
+            "abandoned_deliveries": 0,
             "timed_out": [],
             "requeued_runs": [],
             "timed_out_runs": [],

@@ -19,21 +19,14 @@ from django.utils import timezone
 from django_scout import services, signals
 from django_scout.api import start_interaction
 from django_scout.models import CallbackDelivery, Interaction, InteractionEvent
+from django_scout.services import interactions
 from django_scout.tasks import start_interaction_task
-from tests.helpers import SECRET, callback_payload, post_callback
+from tests.helpers import UNIT_SCOUT, callback_payload, post_callback
 from tests.mock_scout import MockScout
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE_SCOUT: dict[str, Any] = {
-    "API_KEY": "test-api-key",
-    "API_BASE_URL": "https://api.scoutos.test",
-    "SIGNING_SECRET": SECRET,
-    "CALLBACK_BASE_URL": "https://app.example.test",
-    "TASK_RETRY_BACKOFF": 0.0,
-    "MAX_RETRIES": 0,
-    "TASK_MAX_RETRIES": 3,
-}
+BASE_SCOUT = UNIT_SCOUT
 
 
 @pytest.fixture(autouse=True)
@@ -391,10 +384,8 @@ def test_reconcile_reprocesses_stored_deliveries(mock_scout: MockScout) -> None:
         assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
     delivery = CallbackDelivery.objects.get()
     assert delivery.processed_at is None
-    CallbackDelivery.objects.filter(pk=delivery.pk).update(
-        received_at=timezone.now() - timedelta(minutes=5)
-    )
-    report = services.reconcile()
+    assert services.reconcile().requeued_deliveries == []  # not due before RECONCILE_GRACE
+    report = services.reconcile(now=timezone.now() + timedelta(minutes=2))
     assert report.requeued_deliveries == [delivery.pk]
     interaction.refresh_from_db()
     assert interaction.status == "succeeded"
@@ -441,7 +432,7 @@ def test_transient_database_error_in_a_task_is_retried(mock_scout: MockScout) ->
             raise OperationalError("database is locked")
         return real_claim(interaction_id)
 
-    with mock.patch.object(services, "claim_start", side_effect=flaky_claim):
+    with mock.patch.object(interactions, "claim_start", side_effect=flaky_claim):
         interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert len(calls) == 2

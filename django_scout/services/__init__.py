@@ -11,26 +11,38 @@ views, the admin and management commands call these functions and stay thin.
 
 """
 
-from .common import ReconcileReport, enqueue_after_commit, error_code_for, get_client
+from .common import (
+    TRANSIENT_DATABASE_ERRORS,
+    ReconcileReport,
+    RetryLater,
+    enqueue_after_commit,
+    error_code_for,
+    get_client,
+)
 from .housekeeping import prune, reconcile
 from .interactions import (
+    OutcomeNotStored,
     ProcessOutcome,
+    StartOutcome,
     accept_interaction,
     callback_url_for,
     claim_start,
     complete_interaction,
     fail_start,
     fetch_events,
+    give_up_delivery,
+    give_up_start,
     mark_start_unconfirmed,
+    perform_start,
     process_delivery,
     record_callback,
     release_start_claim,
     start_interaction,
     store_events,
+    store_start_outcome,
 )
 from .workflows import (
     ENVIRONMENTS,
-    RetryLater,
     execute_app,
     fail_run,
     perform_run,
@@ -42,9 +54,12 @@ from .workflows import (
 
 __all__ = [
     "ENVIRONMENTS",
+    "TRANSIENT_DATABASE_ERRORS",
+    "OutcomeNotStored",
     "ProcessOutcome",
     "ReconcileReport",
     "RetryLater",
+    "StartOutcome",
     "accept_interaction",
     "callback_url_for",
     "claim_start",
@@ -56,8 +71,11 @@ __all__ = [
     "fail_start",
     "fetch_events",
     "get_client",
+    "give_up_delivery",
+    "give_up_start",
     "mark_start_unconfirmed",
     "perform_run",
+    "perform_start",
     "process_delivery",
     "prune",
     "reconcile",
@@ -68,5 +86,6 @@ __all__ = [
     "run_workflow_with_config",
     "start_interaction",
     "store_events",
+    "store_start_outcome",
     "trigger_workflow_webhook",
 ]

@@ -10,7 +10,7 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
-from django.db import models, transaction
+from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
@@ -18,6 +18,8 @@ from django.utils.dateparse import parse_datetime
 
 from .. import signals
 from ..client import ScoutAPIError, ScoutClient, ScoutError
+from ..payloads import check_instant
+from .publishing import publisher
 
 logger = logging.getLogger("django_scout")
 
@@ -56,6 +58,19 @@ def signal_after_commit(queryset: QuerySet[Any], pk: Any, kwarg: str, *names: st
     transaction.on_commit(send)
 
 
+class RetryLater(Exception):
+    """A request to Scout provably started nothing; the task may send it again later."""
+
+    def __init__(self, error: ScoutError) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after: float | None = getattr(error, "retry_after", None)
+
+
+#: Database errors worth retrying (a locked SQLite file, a dropped connection).
+TRANSIENT_DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
 #: ``error_code`` for the HTTP statuses Scout refuses a request with.
 _STATUS_ERROR_CODES = {
     401: "unauthorized",
@@ -74,35 +89,39 @@ def error_code_for(exc: ScoutError) -> str:
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """An aware datetime from an ISO 8601 string (or a datetime); ``None`` if it is neither."""
+    """An aware datetime from an ISO 8601 string (or a datetime).
+
+    ``None`` when it is neither, or lies outside the range a database column can take without
+    overflowing (see :func:`django_scout.payloads.check_instant`).
+    """
+    candidate: datetime | None = None
     if isinstance(value, datetime):
-        return aware(value)
-    if not isinstance(value, str) or not value:
+        candidate = value
+    elif isinstance(value, str) and value:
+        try:
+            candidate = parse_datetime(value)
+        except ValueError:
+            return None
+    if candidate is None:
         return None
     try:
-        return aware(parse_datetime(value))
+        check_instant(candidate)
     except ValueError:
         return None
+    return aware(candidate)
 
 
 def enqueue_after_commit(task_name: str, *args: Any) -> None:
-    """Enqueue a task once the transaction commits; a broker failure is logged, not raised.
+    """Enqueue a task once the transaction commits, never waiting long on the broker.
 
-    A task that could not be enqueued is found again by reconcile.
+    Goes through :data:`.publishing.publisher`: a broker failure is logged, not raised, and the
+    work it would have done is found again by reconcile.
     """
 
     def send() -> None:
         from .. import tasks
 
-        task = getattr(tasks, task_name)
-        try:
-            task.apply_async(args=args, retry=False)
-        except Exception:
-            logger.exception(
-                "django-scout could not enqueue %s%r; scout_reconcile will pick it up",
-                task_name,
-                args,
-            )
+        publisher.publish(getattr(tasks, task_name), args)
 
     transaction.on_commit(send)
 
@@ -151,6 +170,7 @@ class ReconcileReport:
 
     requeued_starts: list[str] = field(default_factory=list)
     requeued_deliveries: list[int] = field(default_factory=list)
+    abandoned_deliveries: int = 0
     timed_out: list[str] = field(default_factory=list)
     requeued_runs: list[str] = field(default_factory=list)
     timed_out_runs: list[str] = field(default_factory=list)
@@ -160,6 +180,7 @@ class ReconcileReport:
         return {
             "requeued_starts": self.requeued_starts,
             "requeued_deliveries": self.requeued_deliveries,
+            "abandoned_deliveries": self.abandoned_deliveries,
             "timed_out": self.timed_out,
             "requeued_runs": self.requeued_runs,
             "timed_out_runs": self.timed_out_runs,

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, TextField, Value, When
+from django.db.models.functions import Coalesce, Concat, Greatest
 from django.urls import reverse
 from django.utils import timezone
 
 from .. import signals
+from ..client import ScoutAPIError, ScoutError
 from ..client.streams import SessionEvent
 from ..client.validation import build_messages, validate_tags
 from ..conf import scout_settings
 from ..models import (
     CallbackDelivery,
+    DeliveryState,
     Interaction,
     InteractionEvent,
     InteractionStatus,
@@ -26,11 +30,14 @@ from ..models import (
 )
 from ..payloads import CallbackPayload
 from .common import (
+    TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
+    RetryLater,
     aware,
     check_json_object,
     chunks,
     enqueue_after_commit,
+    error_code_for,
     get_client,
     parse_timestamp,
     send_robust,
@@ -40,21 +47,28 @@ from .common import (
 logger = logging.getLogger("django_scout")
 
 __all__ = [
+    "OutcomeNotStored",
     "ProcessOutcome",
+    "StartOutcome",
     "accept_interaction",
     "callback_url_for",
     "claim_start",
     "complete_interaction",
     "fail_start",
     "fetch_events",
+    "give_up_delivery",
+    "give_up_start",
     "mark_start_unconfirmed",
+    "perform_start",
     "process_delivery",
     "prune_interactions",
     "reconcile_interactions",
     "record_callback",
     "release_start_claim",
+    "requeue_delay",
     "start_interaction",
     "store_events",
+    "store_start_outcome",
 ]
 
 PENDING = InteractionStatus.PENDING.value
@@ -169,16 +183,37 @@ def accept_interaction(interaction_id: UUID | str, session_id: str, events_url: 
         early = CallbackDelivery.objects.filter(processed_at__isnull=True).filter(
             Q(target_interaction_id=interaction.pk) | Q(session_id=session_id)
         )
-        for delivery_id in early.values_list("pk", flat=True):
+        early_ids = list(early.values_list("pk", flat=True))
+        if early_ids:
+            # Due soon again, in case this enqueue does not reach the broker.
+            CallbackDelivery.objects.filter(pk__in=early_ids).update(
+                next_attempt_at=timezone.now() + _grace()
+            )
+        for delivery_id in early_ids:
             enqueue_after_commit("process_callback_task", delivery_id)
     return True
 
 
 def fail_start(interaction_id: UUID | str, code: str, message: str) -> bool:
     """End a pending interaction as ``failed`` because Scout refused to start it."""
+    return _fail(interaction_id, code, message, from_statuses=(PENDING,))
+
+
+def _fail(
+    interaction_id: UUID | str,
+    code: str,
+    message: str,
+    *,
+    from_statuses: tuple[str, ...],
+    now: datetime | None = None,
+) -> bool:
+    """Move an interaction in one of ``from_statuses`` to ``failed``; signals once on success."""
     with transaction.atomic():
-        changed = Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
-            status=FAILED, error_code=code, error_message=message, completed_at=timezone.now()
+        changed = Interaction.objects.filter(pk=interaction_id, status__in=from_statuses).update(
+            status=FAILED,
+            error_code=code,
+            error_message=message,
+            completed_at=now or timezone.now(),
         )
         if changed:
             _signal_interaction_after_commit(
@@ -197,6 +232,119 @@ def mark_start_unconfirmed(interaction_id: UUID | str, message: str) -> None:
     Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
         error_code="start_unconfirmed", error_message=message
     )
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    """What Scout answered a start request with, kept until it is stored.
+
+    ``kind`` is ``accepted`` (with ``session_id`` and ``events_url``), ``failed`` (Scout refused
+    it: ``error_code``, ``message``) or ``unconfirmed`` (the request may have reached Scout but
+    no answer came back: ``message``). It travels as a dict in a retried task's arguments.
+    """
+
+    kind: Literal["accepted", "failed", "unconfirmed"]
+    session_id: str = ""
+    events_url: str = ""
+    error_code: str = ""
+    message: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """A JSON-friendly form (for a Celery task's arguments)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StartOutcome:
+        """The inverse of :meth:`as_dict`."""
+        return cls(**data)
+
+
+class OutcomeNotStored(Exception):
+    """Scout answered, but storing the answer hit a transient database error.
+
+    The task retries with :attr:`outcome`, never by sending the start request again.
+    """
+
+    def __init__(self, outcome: StartOutcome, error: BaseException) -> None:
+        super().__init__(f"could not store Scout's answer ({outcome.kind}): {error}")
+        self.outcome = outcome
+
+
+def perform_start(interaction_id: UUID | str) -> str:
+    """Claim ``interaction_id``, send its start request to Scout and store the answer.
+
+    The retry rule (Scout has no idempotency keys, so a repeated POST could start the agent
+    twice):
+
+    - a caller first *claims* the interaction (one conditional UPDATE); one that cannot claim it
+      (a redelivered or duplicated task, or one whose earlier attempt may have sent the request)
+      does nothing and returns ``skipped``;
+    - when the failure proves Scout started nothing (the connection failed before the request
+      was sent, or Scout answered 429, 502, 503 or 504) the claim is given back and
+      :class:`RetryLater` raised;
+    - 401/403/404/422 and other 4xx end the interaction ``failed`` with ``error_code``;
+    - anything ambiguous (a read timeout, a dropped connection after sending, a 500) is never
+      repeated: the interaction stays ``pending`` with ``error_code="start_unconfirmed"``;
+      Scout's callback still completes it (its URL names the interaction), otherwise reconcile
+      fails it after ``CALLBACK_DEADLINE``;
+    - once Scout has answered, a transient database error while storing the answer raises
+      :class:`OutcomeNotStored`, which carries the answer for :func:`store_start_outcome`.
+
+    Returns ``skipped``, ``accepted``, ``failed`` or ``unconfirmed``.
+    """
+    interaction = claim_start(interaction_id)
+    if interaction is None:
+        return "skipped"
+    try:
+        with get_client() as client:
+            accepted = client.agents.interact_async(
+                interaction.agent_id,
+                messages=interaction.messages,
+                callback_url=callback_url_for(interaction),
+                session_id=interaction.requested_session_id or None,
+                metadata=interaction.metadata or None,
+                variables=interaction.variables or None,
+                tags=interaction.tags or None,
+            )
+    except ScoutError as exc:
+        if exc.retry_safe:
+            release_start_claim(interaction_id, f"retrying: {exc}")
+            raise RetryLater(exc) from exc
+        if isinstance(exc, ScoutAPIError) and 400 <= exc.status_code < 500:
+            outcome = StartOutcome("failed", error_code=error_code_for(exc), message=str(exc))
+        else:
+            logger.error(
+                "django-scout: start of %s may have reached Scout (%s); not repeating it",
+                interaction_id,
+                exc,
+            )
+            outcome = StartOutcome("unconfirmed", message=str(exc))
+    else:
+        outcome = StartOutcome(
+            "accepted", session_id=accepted.session_id, events_url=accepted.events_url or ""
+        )
+    try:
+        return store_start_outcome(interaction_id, outcome)
+    except TRANSIENT_DATABASE_ERRORS as exc:
+        raise OutcomeNotStored(outcome, exc) from exc
+
+
+def store_start_outcome(interaction_id: UUID | str, outcome: StartOutcome) -> str:
+    """Apply Scout's answer to a start request; returns the outcome's kind (or ``skipped``
+    when the interaction was no longer pending, e.g. its callback came first)."""
+    if outcome.kind == "accepted":
+        stored = accept_interaction(interaction_id, outcome.session_id, outcome.events_url)
+    elif outcome.kind == "failed":
+        stored = fail_start(interaction_id, outcome.error_code, outcome.message)
+    else:
+        mark_start_unconfirmed(interaction_id, outcome.message)
+        stored = True
+    return outcome.kind if stored else "skipped"
+
+
+def give_up_start(interaction_id: UUID | str, error: ScoutError) -> bool:
+    """End a pending interaction whose retry-safe start failures exhausted the retries."""
+    return fail_start(interaction_id, error_code_for(error), f"gave up after retries: {error}")
 
 
 # --- callbacks -----------------------------------------------------------------------------
@@ -225,6 +373,7 @@ def record_callback(
                 raw_body=raw_body,
                 headers=headers,
                 last_received_at=now,
+                next_attempt_at=now + _grace(),
             )
     except IntegrityError:
         with transaction.atomic():
@@ -262,11 +411,40 @@ class ProcessOutcome:
     COMPLETED = "completed"
     ALREADY_TERMINAL = "already_terminal"
     REJECTED = "rejected"
+    GAVE_UP = "gave_up"
 
 
-def _finish_delivery(delivery_id: int, note: str = "") -> None:
-    CallbackDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
-        processed_at=timezone.now(), processing_error=note
+#: The longest pause between two enqueues of a delivery that is still pending.
+MAX_REQUEUE_INTERVAL = timedelta(hours=1)
+
+
+def _grace() -> timedelta:
+    return timedelta(seconds=scout_settings().RECONCILE_GRACE)
+
+
+def requeue_delay(age: timedelta) -> timedelta:
+    """How long a pending delivery of ``age`` waits before reconcile enqueues it again.
+
+    ``RECONCILE_GRACE`` doubled until it reaches the delivery's age, at most an hour: a
+    delivery is enqueued again after about as long as it has already waited, so a backlog
+    is never republished in a storm.
+    """
+    delay = max(_grace(), timedelta(seconds=1))
+    while delay < age and delay < MAX_REQUEUE_INTERVAL:
+        delay *= 2
+    return min(delay, MAX_REQUEUE_INTERVAL)
+
+
+def _finish_delivery(
+    delivery_id: int, note: str = "", state: str = DeliveryState.PROCESSED
+) -> bool:
+    return bool(
+        CallbackDelivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
+            processed_at=timezone.now(),
+            processing_error=note,
+            state=state,
+            next_attempt_at=None,
+        )
     )
 
 
@@ -290,8 +468,12 @@ def process_delivery(
         return ProcessOutcome.MISSING
     if delivery.processed_at is not None:
         return ProcessOutcome.ALREADY_PROCESSED
+    now = timezone.now()
+    next_attempt = Value(now + requeue_delay(now - delivery.received_at))
     CallbackDelivery.objects.filter(pk=delivery_id).update(
-        processing_attempts=F("processing_attempts") + 1
+        processing_attempts=F("processing_attempts") + 1,
+        # Never earlier than reconcile already pushed it back.
+        next_attempt_at=Greatest(Coalesce(F("next_attempt_at"), next_attempt), next_attempt),
     )
     payload = CallbackPayload.model_validate(delivery.payload)
     interaction = _match(delivery)
@@ -337,6 +519,34 @@ def process_delivery(
     )
     _finish_delivery(delivery_id)
     return ProcessOutcome.COMPLETED
+
+
+def give_up_delivery(delivery_id: int, error: BaseException) -> str:
+    """End a delivery whose processing raised an unexpected error on every attempt.
+
+    The delivery becomes ``failed`` with the error, and the interaction it names or matched
+    (if still ``pending`` or ``accepted``) ends ``failed`` with ``error_code="processing_error"``,
+    so nothing waits on it forever. Returns a :class:`ProcessOutcome` value.
+    """
+    note = f"gave up: {type(error).__name__}: {error}"[:2000]
+    delivery = CallbackDelivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:
+        return ProcessOutcome.MISSING
+    with transaction.atomic():
+        if not _finish_delivery(delivery_id, note, DeliveryState.FAILED):
+            return ProcessOutcome.ALREADY_PROCESSED
+        target = delivery.interaction_id or delivery.target_interaction_id
+        if target is not None:
+            _fail(
+                target,
+                "processing_error",
+                f"Scout's callback {delivery.callback_event_id} could not be processed: {note}",
+                from_statuses=(PENDING, ACCEPTED),
+            )
+    logger.error(
+        "django-scout: gave up processing callback %s: %s", delivery.callback_event_id, note
+    )
+    return ProcessOutcome.GAVE_UP
 
 
 def complete_interaction(
@@ -437,12 +647,8 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
         report.requeued_starts.append(str(interaction_id))
         enqueue_after_commit("start_interaction_task", str(interaction_id))
 
-    stale_deliveries = CallbackDelivery.objects.filter(
-        processed_at__isnull=True, received_at__lte=grace_cutoff
-    ).values_list("pk", flat=True)
-    for delivery_id in stale_deliveries.iterator():
-        report.requeued_deliveries.append(delivery_id)
-        enqueue_after_commit("process_callback_task", delivery_id)
+    report.abandoned_deliveries += _abandon_deliveries(now, deadline_cutoff)
+    report.requeued_deliveries.extend(_requeue_due_deliveries(now))
 
     overdue = Interaction.objects.filter(
         Q(status=ACCEPTED, accepted_at__lte=deadline_cutoff)
@@ -450,24 +656,59 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
     ).values_list("pk", "status")
     message = f"no callback from Scout within CALLBACK_DEADLINE ({conf.CALLBACK_DEADLINE}s)"
     for interaction_id, status in list(overdue):
-        has_pending_delivery = CallbackDelivery.objects.filter(
-            Q(interaction_id=interaction_id) | Q(target_interaction_id=interaction_id),
-            processed_at__isnull=True,
-        ).exists()
-        if has_pending_delivery:
-            continue
-        with transaction.atomic():
-            changed = Interaction.objects.filter(pk=interaction_id, status=status).update(
-                status=FAILED,
-                error_code="callback_timeout",
-                error_message=message,
-                completed_at=now,
-            )
-            if changed:
-                report.timed_out.append(str(interaction_id))
-                _signal_interaction_after_commit(
-                    interaction_id, "interaction_failed", "interaction_completed"
-                )
+        if _fail(interaction_id, "callback_timeout", message, from_statuses=(status,), now=now):
+            report.timed_out.append(str(interaction_id))
+
+
+def _abandon_deliveries(now: datetime, deadline_cutoff: datetime) -> int:
+    """Mark deliveries still unprocessed after ``CALLBACK_DEADLINE`` abandoned; how many."""
+    reason = (
+        f"abandoned: not processed within CALLBACK_DEADLINE ({scout_settings().CALLBACK_DEADLINE}s)"
+    )
+    return CallbackDelivery.objects.filter(
+        processed_at__isnull=True, received_at__lte=deadline_cutoff
+    ).update(
+        state=DeliveryState.ABANDONED,
+        processed_at=now,
+        next_attempt_at=None,
+        processing_error=Case(
+            When(processing_error="", then=Value(reason)),
+            default=Concat(
+                Value(f"{reason}; last: "), F("processing_error"), output_field=TextField()
+            ),
+            output_field=TextField(),
+        ),
+    )
+
+
+#: Deliveries read and updated per query when reconcile enqueues due ones.
+REQUEUE_BATCH = 500
+
+
+def _requeue_due_deliveries(now: datetime) -> list[int]:
+    """Enqueue the processing of every pending delivery whose ``next_attempt_at`` has come.
+
+    Each is pushed back by :func:`requeue_delay` in the same pass, so it is enqueued again
+    only after another (doubling) pause. Two queries per batch, plus one per delay group.
+    """
+    requeued: list[int] = []
+    seen: set[int] = set()
+    due = CallbackDelivery.objects.filter(processed_at__isnull=True, next_attempt_at__lte=now)
+    while True:
+        rows = due.order_by("next_attempt_at").values_list("pk", "received_at")[:REQUEUE_BATCH]
+        # A task run inline (eager mode) may make a row due again; each goes once per run.
+        batch = [(pk, received_at) for pk, received_at in rows if pk not in seen]
+        if not batch:
+            return requeued
+        seen.update(pk for pk, _ in batch)
+        by_delay: dict[timedelta, list[int]] = {}
+        for delivery_id, received_at in batch:
+            by_delay.setdefault(requeue_delay(now - received_at), []).append(delivery_id)
+        for delay, ids in by_delay.items():
+            CallbackDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now + delay)
+        for delivery_id, _ in batch:
+            requeued.append(delivery_id)
+            enqueue_after_commit("process_callback_task", delivery_id)
 
 
 def prune_interactions(cutoff: datetime) -> dict[str, int]:

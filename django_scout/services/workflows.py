@@ -33,6 +33,7 @@ from ..conf import scout_settings
 from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
 from .common import (
     ReconcileReport,
+    RetryLater,
     check_json_object,
     check_json_value,
     chunks,
@@ -64,15 +65,6 @@ __all__ = [
     "run_workflow_with_config",
     "trigger_workflow_webhook",
 ]
-
-
-class RetryLater(Exception):
-    """The run's request provably did not start anything; the task may retry it."""
-
-    def __init__(self, error: ScoutError) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.retry_after: float | None = getattr(error, "retry_after", None)
 
 
 # --- creating runs -------------------------------------------------------------------------

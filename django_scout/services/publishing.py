@@ -1,0 +1,172 @@
+"""Publishing Celery tasks without letting a broker outage slow down the caller.
+
+A stopped broker makes ``apply_async`` block for seconds (kombu retries the connection) and a
+broker that accepts connections but never answers makes it block indefinitely. The callback view
+must answer Scout within 10 seconds whatever the broker does, and a host's request that starts
+an interaction should not hang either. So every publish goes through :class:`TaskPublisher`:
+
+- the publish runs on a small pool of daemon threads and the caller waits at most
+  ``PUBLISH_TIMEOUT`` seconds for it (a healthy broker answers in about a millisecond);
+- a publish that fails or does not answer in time opens a breaker: for
+  ``PUBLISH_RETRY_AFTER`` seconds nothing is published, so later callers do not wait at all;
+  then one publish probes the broker again, and a success closes the breaker (so does a
+  timed-out publish that completes late);
+- nothing is lost while the breaker is open: every task django-scout publishes belongs to a
+  database row that records the work still due (a pending interaction or run, an unprocessed
+  callback delivery), and ``scout_reconcile`` enqueues that work again once it is due.
+
+With ``task_always_eager`` (unit tests) the task runs inline, as Celery would run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from ..conf import scout_settings
+
+__all__ = ["TaskPublisher", "publisher"]
+
+logger = logging.getLogger("django_scout")
+
+#: Threads that publish; a broker that hangs can hold them all, later publishes then time out.
+PUBLISH_THREADS = 4
+
+
+class _DaemonPool:
+    """A few daemon threads running submitted calls (created lazily, again after a fork)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+
+    def submit(self, call: Callable[[], Any]) -> Future[Any]:
+        """Run ``call`` on a pool thread; its outcome lands in the returned future."""
+        self._ensure_threads()
+        future: Future[Any] = Future()
+        self._queue.put((call, future))
+        return future
+
+    def _ensure_threads(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # After a fork the parent's threads are gone and its queue may hold stale work.
+            self._queue = queue.SimpleQueue()
+            for index in range(self._size):
+                thread = threading.Thread(
+                    target=self._run, name=f"django-scout-publisher-{index}", daemon=True
+                )
+                thread.start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        work = self._queue
+        while True:
+            call, future = work.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+class TaskPublisher:
+    """Publishes Celery tasks with a bounded wait and a breaker (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+        self._tripped = False
+        self._skipped = 0
+        self._pool = _DaemonPool(PUBLISH_THREADS)
+
+    @property
+    def is_open(self) -> bool:
+        """True while publishes are being skipped because the broker recently failed."""
+        return self._clock() < self._open_until
+
+    def publish(self, task: Any, args: Sequence[Any]) -> bool:
+        """Publish ``task`` with ``args``; True when the broker took it.
+
+        Never raises and never waits longer than ``PUBLISH_TIMEOUT``: a failure is logged and
+        the work waits for reconcile.
+        """
+        name = getattr(task, "name", repr(task))
+        if task.app.conf.task_always_eager:
+            try:
+                task.apply_async(args=tuple(args), retry=False)
+            except Exception:
+                logger.exception("django-scout could not run %s%r", name, tuple(args))
+                return False
+            return True
+        with self._lock:
+            if self._clock() < self._open_until:
+                self._skipped += 1
+                logger.debug("django-scout: broker unavailable; %s%r left to reconcile", name, args)
+                return False
+        timeout = scout_settings().PUBLISH_TIMEOUT
+        future = self._pool.submit(lambda: task.apply_async(args=tuple(args), retry=False))
+        try:
+            future.result(timeout=timeout)
+        except FutureTimeout:
+            self._trip(f"{name}: the broker did not answer within {timeout}s")
+            future.add_done_callback(self._late_outcome)
+            return False
+        except Exception as exc:
+            self._trip(f"{name}: {type(exc).__name__}: {exc}")
+            return False
+        self._close()
+        return True
+
+    def reset(self) -> None:
+        """Close the breaker and forget the skipped count (tests, or after a known fix)."""
+        with self._lock:
+            self._open_until = 0.0
+            self._tripped = False
+            self._skipped = 0
+
+    def _trip(self, reason: str) -> None:
+        pause = scout_settings().PUBLISH_RETRY_AFTER
+        with self._lock:
+            first, self._tripped = not self._tripped, True
+            self._open_until = self._clock() + pause
+        log = logger.error if first else logger.warning
+        log(
+            "django-scout could not publish a task (%s); publishing paused for %ss, "
+            "scout_reconcile enqueues the work that is due",
+            reason,
+            pause,
+        )
+
+    def _close(self) -> None:
+        with self._lock:
+            was_tripped, self._tripped = self._tripped, False
+            skipped, self._skipped, self._open_until = self._skipped, 0, 0.0
+        if was_tripped:
+            logger.warning(
+                "django-scout: the broker is reachable again; %s publishes were skipped "
+                "meanwhile and are enqueued by scout_reconcile",
+                skipped,
+            )
+
+    def _late_outcome(self, future: Future[Any]) -> None:
+        if future.exception() is None:
+            self._close()
+
+
+#: The process-wide publisher every service uses.
+publisher = TaskPublisher()

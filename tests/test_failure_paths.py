@@ -1,0 +1,383 @@
+"""Failure paths that must end: a broker outage, poison callbacks, strays, a lost answer.
+
+Unit level: Scout is the in-process ``MockScout``; Celery runs eagerly except where a test
+publishes to a broker that misbehaves. The same paths run against PostgreSQL, Redis and a
+real worker in ``tests/integration/test_outages_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from django_scout import services
+from django_scout.api import start_interaction
+from django_scout.models import CallbackDelivery, DeliveryState, Interaction
+from django_scout.services import interactions
+from django_scout.services.publishing import TaskPublisher
+from django_scout.tasks import process_callback_task
+from tests import celery_app
+from tests.helpers import UNIT_SCOUT, callback_payload, post_callback
+from tests.mock_scout import MockScout
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BASE_SCOUT: dict[str, Any] = {
+    **UNIT_SCOUT,
+    "PUBLISH_TIMEOUT": 0.2,
+    "PUBLISH_RETRY_AFTER": 30.0,
+}
+
+
+@pytest.fixture(autouse=True)
+def _scout_settings() -> Iterator[None]:
+    with override_settings(SCOUT=BASE_SCOUT):
+        yield
+
+
+def accepted(mock_scout: MockScout) -> Interaction:
+    interaction = start_interaction("agent-1", "hello")
+    interaction.refresh_from_db()
+    assert interaction.status == "accepted"
+    return interaction
+
+
+def names(log: list[tuple[str, str]]) -> list[str]:
+    return [name for name, _ in log]
+
+
+# --- 1. the callback answer does not depend on the broker ----------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeTask:
+    """Stands in for a Celery task whose broker hangs, fails or works."""
+
+    name = "fake"
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.calls = 0
+        self.released = threading.Event()
+        self.app = mock.Mock()
+        self.app.conf.task_always_eager = False
+
+    def apply_async(self, args: Any, retry: bool) -> None:
+        self.calls += 1
+        if self.behaviour == "hang":
+            self.released.wait(10)
+        elif self.behaviour == "fail":
+            raise OSError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+def test_a_hanging_broker_costs_one_bounded_wait_then_none() -> None:
+    clock = FakeClock()
+    publisher = TaskPublisher(clock=clock)
+    task = FakeTask("hang")
+    try:
+        started = time.monotonic()
+        assert publisher.publish(task, ("a",)) is False
+        assert time.monotonic() - started < 2  # PUBLISH_TIMEOUT is 0.2 s; the broker hangs 10 s
+        assert publisher.is_open
+        started = time.monotonic()
+        for _ in range(50):
+            assert publisher.publish(task, ("b",)) is False
+        assert time.monotonic() - started < 0.5
+        assert task.calls == 1  # the open breaker did not touch the broker again
+    finally:
+        task.released.set()
+
+
+def test_breaker_probes_after_the_pause_and_closes_on_success() -> None:
+    clock = FakeClock()
+    publisher = TaskPublisher(clock=clock)
+    task = FakeTask("fail")
+    assert publisher.publish(task, ()) is False
+    assert publisher.publish(task, ()) is False
+    assert task.calls == 1
+    clock.now += 31  # PUBLISH_RETRY_AFTER passed: one probe, which fails again
+    assert publisher.publish(task, ()) is False
+    assert task.calls == 2
+    clock.now += 31
+    task.behaviour = "ok"
+    assert publisher.publish(task, ()) is True
+    assert not publisher.is_open
+    assert publisher.publish(task, ()) is True
+    assert task.calls == 4
+
+
+def test_a_late_success_closes_the_breaker() -> None:
+    publisher = TaskPublisher(clock=FakeClock())
+    task = FakeTask("hang")
+    assert publisher.publish(task, ()) is False
+    assert publisher.is_open
+    task.released.set()  # the slow publish completes after all
+    deadline = time.monotonic() + 5
+    while publisher.is_open and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not publisher.is_open
+
+
+@contextmanager
+def hanging_broker() -> Iterator[None]:
+    """Celery publishes for real (not eagerly) to a broker whose publish hangs."""
+    from django_scout.services.publishing import publisher
+
+    released = threading.Event()
+    eager = celery_app.app.conf.task_always_eager
+    celery_app.app.conf.task_always_eager = False
+    publisher.reset()
+    try:
+        with mock.patch(
+            "celery.app.task.Task.apply_async", side_effect=lambda *a, **k: released.wait(10)
+        ):
+            yield
+    finally:
+        released.set()
+        celery_app.app.conf.task_always_eager = eager
+        publisher.reset()
+
+
+def test_callbacks_are_answered_promptly_while_the_broker_hangs(mock_scout: MockScout) -> None:
+    interaction = accepted(mock_scout)
+    client = Client()
+    durations = []
+    with hanging_broker():
+        for _ in range(5):
+            payload = callback_payload(str(interaction.session_id))
+            started = time.monotonic()
+            response = post_callback(client, payload, interaction_id=interaction.pk)
+            durations.append(time.monotonic() - started)
+            assert response.status_code == 200
+    # Without the bound each answer waited for the broker (here 10 s, or forever).
+    assert max(durations) < 2, durations
+    assert sum(durations) < 3, durations
+    assert CallbackDelivery.objects.filter(state=DeliveryState.PENDING).count() == 5
+
+
+# --- 2. no poison pill ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("completed_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_out_of_range_completed_at_is_refused_with_the_field_named(
+    mock_scout: MockScout, completed_at: str
+) -> None:
+    interaction = accepted(mock_scout)
+    payload = callback_payload(str(interaction.session_id), completed_at=completed_at)
+    response = post_callback(Client(), payload, interaction_id=interaction.pk)
+    assert response.status_code == 400
+    assert "completed_at" in response.json()["detail"]
+    assert not CallbackDelivery.objects.exists()
+
+
+def stored_poison(interaction: Interaction) -> CallbackDelivery:
+    """A delivery stored before the edge refused such payloads (or by any other path)."""
+    return CallbackDelivery.objects.create(
+        callback_event_id="cb-poison",
+        target_interaction_id=interaction.pk,
+        session_id=str(interaction.session_id),
+        status="succeeded",
+        payload={
+            "callback_event_id": "cb-poison",
+            "session_id": str(interaction.session_id),
+            "status": "succeeded",
+            "completed_at": "9999-12-31T23:59:59-14:00",
+        },
+        raw_body="{}",
+    )
+
+
+def test_a_poison_delivery_ends_failed_after_bounded_attempts(
+    mock_scout: MockScout, signal_log: list[tuple[str, str]]
+) -> None:
+    interaction = accepted(mock_scout)
+    delivery = stored_poison(interaction)
+    assert process_callback_task.apply(args=(delivery.pk,)).get() == "gave_up"
+    delivery.refresh_from_db()
+    interaction.refresh_from_db()
+    assert delivery.state == DeliveryState.FAILED
+    assert delivery.processed_at is not None
+    assert delivery.processing_attempts == BASE_SCOUT["TASK_MAX_RETRIES"] + 1
+    assert "ValidationError" in delivery.processing_error
+    assert (interaction.status, interaction.error_code) == ("failed", "processing_error")
+    assert "cb-poison" in interaction.error_message
+    assert names(signal_log).count("interaction_failed") == 1
+    assert names(signal_log)[-1] == "interaction_completed"
+    # Never picked up again.
+    later = timezone.now() + timedelta(days=3)
+    assert services.reconcile(now=later).requeued_deliveries == []
+
+
+def test_any_unexpected_error_while_processing_ends_in_a_terminal_state(
+    mock_scout: MockScout,
+) -> None:
+    interaction = accepted(mock_scout)
+    with mock.patch.object(
+        interactions, "complete_interaction", side_effect=OverflowError("date value out of range")
+    ):
+        response = post_callback(
+            Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
+        )
+    assert response.status_code == 200
+    delivery = CallbackDelivery.objects.get()
+    interaction.refresh_from_db()
+    assert delivery.state == DeliveryState.FAILED
+    assert "OverflowError: date value out of range" in delivery.processing_error
+    assert (interaction.status, interaction.error_code) == ("failed", "processing_error")
+
+
+def test_event_timestamps_out_of_range_are_dropped_not_fatal(mock_scout: MockScout) -> None:
+    from django_scout.services.common import parse_timestamp
+
+    assert parse_timestamp("9999-12-31T23:59:59-14:00") is None
+    assert parse_timestamp("0001-01-01T00:00:00+14:00") is None
+    assert parse_timestamp("2026-01-01T00:00:00Z") is not None
+
+
+def test_callback_deadline_applies_even_with_a_pending_delivery(
+    mock_scout: MockScout, signal_log: list[tuple[str, str]]
+) -> None:
+    interaction = accepted(mock_scout)
+    with mock.patch("django_scout.tasks.process_callback_task.apply_async"):
+        post_callback(
+            Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
+        )
+    assert CallbackDelivery.objects.get().state == DeliveryState.PENDING
+    later = timezone.now() + timedelta(seconds=BASE_SCOUT.get("CALLBACK_DEADLINE", 86400) + 60)
+    report = services.reconcile(now=later)
+    interaction.refresh_from_db()
+    assert report.timed_out == [str(interaction.pk)]
+    assert (interaction.status, interaction.error_code) == ("failed", "callback_timeout")
+
+
+# --- 3. strays end -------------------------------------------------------------------------
+
+
+def stray(session_id: str = "sess_nobody_started") -> CallbackDelivery:
+    response = post_callback(Client(), callback_payload(session_id))
+    assert response.status_code == 200
+    delivery = CallbackDelivery.objects.get(session_id=session_id)
+    assert delivery.state == DeliveryState.PENDING
+    assert "no interaction" in delivery.processing_error
+    return delivery
+
+
+def test_strays_are_requeued_with_growing_pauses_not_on_every_run(mock_scout: MockScout) -> None:
+    delivery = stray()
+    start = timezone.now()
+    requeues = []
+    for minute in range(1, 24 * 60):  # a day of reconcile runs, one a minute
+        report = services.reconcile(now=start + timedelta(minutes=minute))
+        if report.requeued_deliveries:
+            requeues.append(minute)
+    # Doubling pauses up to an hour: 1, 2, 4, ... 64 minutes, then hourly.
+    assert 20 <= len(requeues) <= 35, requeues
+    gaps = [b - a for a, b in itertools.pairwise(requeues)]
+    assert gaps == sorted(gaps)
+    assert max(gaps) <= 61
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.PENDING
+
+
+def test_strays_are_abandoned_after_the_deadline_then_pruned(mock_scout: MockScout) -> None:
+    delivery = stray()
+    after_deadline = timezone.now() + timedelta(days=1, minutes=1)
+    report = services.reconcile(now=after_deadline)
+    assert report.abandoned_deliveries == 1
+    assert report.requeued_deliveries == []
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.ABANDONED
+    assert delivery.processing_error.startswith("abandoned: not processed within CALLBACK_DEADLINE")
+    assert "no interaction" in delivery.processing_error
+    again = services.reconcile(now=after_deadline + timedelta(days=1))
+    assert (again.abandoned_deliveries, again.requeued_deliveries) == (0, [])
+    assert services.prune(30, now=after_deadline + timedelta(days=31))["deliveries"] == 1
+    assert not CallbackDelivery.objects.exists()
+
+
+def test_an_early_callback_is_still_applied_when_its_interaction_is_accepted(
+    mock_scout: MockScout,
+) -> None:
+    early = stray("sess_1")  # the session MockScout will answer the next start with
+    services.reconcile(now=timezone.now() + timedelta(minutes=5))  # pushed back meanwhile
+    interaction = start_interaction("agent-1", "hello")
+    early.refresh_from_db()
+    interaction.refresh_from_db()
+    assert early.state == DeliveryState.PROCESSED
+    assert interaction.status == "succeeded"
+
+
+def test_admin_filters_deliveries_by_state(mock_scout: MockScout) -> None:
+    from django.contrib.auth.models import User
+
+    stray()
+    services.reconcile(now=timezone.now() + timedelta(days=2))
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    url = "/admin/django_scout/callbackdelivery/"
+    abandoned = client.get(url, {"state__exact": "abandoned"}).content.decode()
+    pending = client.get(url, {"state__exact": "pending"}).content.decode()
+    assert "sess_nobody_started" in abandoned
+    assert "sess_nobody_started" not in pending
+
+
+# --- 4. Scout's first answer is never lost -------------------------------------------------
+
+
+def flaky_once(real: Any) -> Any:
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return real(*args, **kwargs)
+
+    return flaky
+
+
+def test_an_answer_that_could_not_be_stored_is_stored_by_the_retry(
+    mock_scout: MockScout, signal_log: list[tuple[str, str]]
+) -> None:
+    with mock.patch.object(
+        interactions,
+        "accept_interaction",
+        side_effect=flaky_once(interactions.accept_interaction),
+    ):
+        interaction = start_interaction("agent-1", "hello")
+    interaction.refresh_from_db()
+    assert len(mock_scout.start_requests()) == 1  # never sent twice
+    assert (interaction.status, interaction.session_id) == ("accepted", "sess_1")
+    assert interaction.events_url.endswith("/sess_1/events")
+    assert names(signal_log) == ["interaction_accepted"]
+
+
+def test_a_refusal_that_could_not_be_stored_is_stored_by_the_retry(
+    mock_scout: MockScout,
+) -> None:
+    mock_scout.start_faults = [404]
+    with mock.patch.object(
+        interactions, "fail_start", side_effect=flaky_once(interactions.fail_start)
+    ):
+        interaction = start_interaction("agent-1", "hello")
+    interaction.refresh_from_db()
+    assert len(mock_scout.start_requests()) == 1
+    assert (interaction.status, interaction.error_code) == ("failed", "not_found")
