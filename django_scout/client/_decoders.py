@@ -14,6 +14,7 @@ from typing import Any, Final, Protocol, TypeVar
 import httpx
 from pydantic import ValidationError
 
+from ._json_depth import load_json
 from ._responses import decode_body
 from ._workflow_results import event_raw, normalize_workflow_result, summarize_workflow_events
 from .errors import ScoutProtocolError
@@ -77,7 +78,7 @@ SKIP: Final = StreamMarker("SKIP")
 
 def _json_of(response: httpx.Response, what: str) -> Any:
     try:
-        return json.loads(response.text) if response.text.strip() else None
+        return load_json(response.text) if response.text.strip() else None
     except ValueError:
         raise ScoutProtocolError(
             f"Scout answered {what} with {response.status_code} but the body is not JSON",
@@ -226,7 +227,7 @@ class WorkflowStreamDecoder:
 
 def _json_or_none(text: str) -> Any:
     try:
-        return json.loads(text)
+        return load_json(text)
     except ValueError:
         return None
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from ._json_depth import load_json
 from ._retry import parse_retry_after
 from .errors import (
     ScoutAPIError,
@@ -44,11 +45,14 @@ def is_event_stream(response: httpx.Response) -> bool:
 
 
 def decode_body(text: str) -> Any:
-    """Return ``text`` decoded as JSON, the text itself when it is not JSON, ``None`` if empty."""
+    """Return ``text`` decoded as JSON, the text itself when it is not JSON, ``None`` if empty.
+
+    JSON nested more than ``MAX_JSON_DEPTH`` levels deep counts as not JSON.
+    """
     if not text.strip():
         return None
     try:
-        return json.loads(text)
+        return load_json(text)
     except ValueError:
         return text
 

@@ -11,7 +11,9 @@ Three wire formats appear (see ``SCOUT_API.md`` §7 and §12 U1/U3/U13):
 
 Every parser reads ``response.iter_bytes()`` / ``response.aiter_bytes()`` chunk by chunk and keeps
 at most one line, one event or one JSON element in memory, whatever the size of the whole body.
-Anything that does not parse raises :class:`~django_scout.client.errors.ScoutStreamError`.
+Anything that does not parse, or that nests arrays and objects more than
+:data:`~django_scout.client._json_depth.MAX_JSON_DEPTH` levels deep (each event, line or element
+counted on its own), raises :class:`~django_scout.client.errors.ScoutStreamError`.
 
 The parsers are push parsers (bytes in, items out) shared by the sync and async entry points, so
 both behave identically. This module is part of the wire layer: it must not import Django.
@@ -28,6 +30,7 @@ from typing import Any, Final
 
 import httpx
 
+from ._json_depth import MAX_JSON_DEPTH, JSONNestingError, is_too_deep, load_json
 from .errors import ScoutStreamError
 
 __all__ = [
@@ -47,8 +50,6 @@ DONE_SENTINELS: frozenset[str] = frozenset({"[DONE]", "DONE"})
 
 #: Largest single SSE line / event data, NDJSON line or JSON element accepted, in bytes.
 _MAX_ELEMENT_BYTES = 16 * 1024 * 1024
-#: Deepest nesting of arrays/objects accepted inside a JSON body.
-_MAX_DEPTH = 1000
 #: Characters of offending input quoted in error messages.
 _EXCERPT_CHARS = 80
 #: Keys of a JSON object that may hold the list of events, tried in document order.
@@ -116,14 +117,14 @@ def is_done(message: SSEMessage) -> bool:
 
 
 def parse_json_data(message: SSEMessage, *, position: int) -> Any:
-    """Return ``json.loads(message.data)``.
+    """Return ``json.loads(message.data)``, refusing data nested more than ``MAX_JSON_DEPTH`` deep.
 
     ``position`` is the event's position in its stream (such as its 0-based index among the
     stream's SSE events); it only appears in the :class:`ScoutStreamError` raised when the data is
     not JSON.
     """
     try:
-        return json.loads(message.data)
+        return load_json(message.data)
     except (ValueError, RecursionError) as exc:
         raise ScoutStreamError(
             f"SSE event {position} (event: {message.event!r}) has data that is not JSON "
@@ -237,7 +238,7 @@ def _excerpt(text: str | bytes | bytearray) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, RecursionError):
+    if isinstance(exc, (JSONNestingError, RecursionError)):
         return "nested too deeply"
     if isinstance(exc, json.JSONDecodeError):
         return exc.msg
@@ -443,7 +444,7 @@ class _NDJSONParser(_ValueParser):
         if not line:
             return _SKIP
         try:
-            return json.loads(line.decode("utf-8"))
+            return load_json(line.decode("utf-8"))
         except (ValueError, RecursionError) as exc:
             raise ScoutStreamError(
                 f"NDJSON line {self._line_number} is not JSON ({_reason(exc)}): {_excerpt(line)}"
@@ -607,9 +608,9 @@ def _scan_container(buf: _ByteBuffer) -> _Splitter:
                 pos = buf.pos
         elif char in (_OPEN_ARRAY, _OPEN_OBJECT):
             stack.append(char)
-            if len(stack) > _MAX_DEPTH:
+            if len(stack) > MAX_JSON_DEPTH:
                 raise ScoutStreamError(
-                    f"JSON body is nested more than {_MAX_DEPTH} levels deep "
+                    f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep "
                     f"at byte {buf.offset(index)}"
                 )
         else:
@@ -661,7 +662,7 @@ def _load_marked(buf: _ByteBuffer, what: str | int) -> Any:
         raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
     raw = buf.data[start : buf.pos]
     try:
-        return json.loads(raw.decode("utf-8"))
+        return load_json(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise ScoutStreamError(
             f"JSON {what} at byte {buf.offset(start)} does not parse ({_reason(exc)}): "
@@ -697,6 +698,8 @@ def _events_array(buf: _ByteBuffer) -> _Splitter:
             separator_at = _skip_text_ws(text, end)
             if separator_at >= len(text) or end - cursor > _MAX_ELEMENT_BYTES:
                 break
+            if is_too_deep(text, cursor, end):
+                break  # the slow path refuses it, with its byte offset
             separator = text[separator_at]
             if separator not in ",]":
                 break

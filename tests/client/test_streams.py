@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from django_scout.client import streams
+from django_scout.client._json_depth import MAX_JSON_DEPTH
 from django_scout.client.errors import ScoutStreamError
 from django_scout.client.streams import (
     DONE_SENTINELS,
@@ -628,13 +629,84 @@ async def test_json_nested_too_deeply(mode: str) -> None:
     body = b"[" + b"[" * 5000 + b"]" * 5000 + b"]"
     for chunk in (None, 512):
         with pytest.raises(
-            ScoutStreamError, match="nested more than 1000 levels deep at byte 1001"
+            ScoutStreamError,
+            match=f"nested more than {MAX_JSON_DEPTH} levels deep at byte {MAX_JSON_DEPTH + 1}",
         ):
             await collect_events(body, "application/json", chunk, mode)
     # a deep value is refused even where it would only be skipped
     body = b'{"meta": ' + b"[" * 5000 + b"]" * 5000 + b', "events": []}'
-    with pytest.raises(ScoutStreamError, match="nested more than 1000 levels deep"):
+    with pytest.raises(ScoutStreamError, match=f"nested more than {MAX_JSON_DEPTH} levels deep"):
         await collect_events(body, "application/json", 512, mode)
+
+
+def nested(depth: int, inner: bytes = b"1") -> bytes:
+    """``inner`` inside ``depth`` levels of arrays and objects, alternating."""
+    body = inner
+    for level in range(depth):
+        body = b'{"k": ' + body + b"}" if level % 2 else b"[" + body + b"]"
+    return body
+
+
+#: An object whose strings hold brackets, escaped quotes and backslashes, none of them counted.
+TRICKY_STRINGS = (
+    b'{"s": "' + b"[{" * 300 + rb'", "q": "\"[[[\"{{{", "b": "\\", "u": "\u005b ]]] }}}"}'
+)
+
+#: (content type, body holding the value twice, error for a value one level too deep)
+NESTING_FORMATS: list[tuple[str, Callable[[bytes], bytes], str]] = [
+    (
+        "application/json",
+        lambda value: b"[" + value + b", " + value + b"]",
+        rf"JSON body is nested more than {MAX_JSON_DEPTH} levels deep at byte \d+$",
+    ),
+    (
+        "application/json",
+        lambda value: b'{"meta": ' + value + b', "events": [' + value + b"]}",
+        rf"JSON body is nested more than {MAX_JSON_DEPTH} levels deep at byte \d+$",
+    ),
+    (
+        "application/x-ndjson",
+        lambda value: value + b"\n" + value + b"\n",
+        r"NDJSON line 1 is not JSON \(nested too deeply\)",
+    ),
+    (
+        "text/event-stream",
+        lambda value: b"data: " + value + b"\n\ndata: " + value + b"\n\n",
+        r"SSE event 0 \(event: 'message'\) has data that is not JSON \(nested too deeply\)",
+    ),
+]
+
+NESTING_IDS = ["json-array", "json-wrapper", "ndjson", "sse"]
+
+
+#: (accepted value, value refused as too deep)
+NESTING_CASES = {
+    "limit": (nested(MAX_JSON_DEPTH), nested(MAX_JSON_DEPTH + 1)),
+    # brackets, escaped quotes and backslashes in strings do not count, so that neither the
+    # opening brackets of the first make it deeper nor the closing ones of the second shallower
+    "strings": (
+        nested(MAX_JSON_DEPTH - 1, TRICKY_STRINGS),
+        b'["' + b"]}" * 300 + rb'\\", ' + nested(MAX_JSON_DEPTH) + b"]",
+    ),
+}
+
+
+@pytest.mark.parametrize("chunk", [None, 7], ids=["whole", "chunk7"])
+@pytest.mark.parametrize(("content_type", "wrap", "error"), NESTING_FORMATS, ids=NESTING_IDS)
+@pytest.mark.parametrize("case", NESTING_CASES)
+async def test_nesting_limit(
+    mode: str,
+    chunk: int | None,
+    content_type: str,
+    wrap: Callable[[bytes], bytes],
+    error: str,
+    case: str,
+) -> None:
+    accepted, refused = NESTING_CASES[case]
+    events = await collect_events(wrap(accepted), content_type, chunk, mode)
+    assert datas(events)[-1] == json.loads(accepted)
+    with pytest.raises(ScoutStreamError, match=error):
+        await collect_events(wrap(refused), content_type, chunk, mode)
 
 
 @pytest.mark.parametrize(
