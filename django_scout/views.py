@@ -7,11 +7,13 @@ The answer never waits on Scout or on processing: the delivery is stored (once p
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, BinaryIO, cast
 from uuid import UUID
 
 from django.core.exceptions import RequestDataTooBig
+from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.db import DatabaseError
+from django.http import HttpRequest
 from pydantic import ValidationError
 from rest_framework import exceptions, status
 from rest_framework.request import Request
@@ -52,6 +54,25 @@ def _validation_summary(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _bound_unsized_body(request: HttpRequest, limit: int) -> None:
+    """Let ``request.body`` read a WSGI body sent without ``Content-Length`` (chunked).
+
+    Django reads a WSGI body only up to ``CONTENT_LENGTH``, so a chunked one reads as empty.
+    When the server ends ``wsgi.input`` where the body ends (``wsgi.input_terminated``, e.g.
+    gunicorn), ``request.body`` reads it to its end instead, but never more than ``limit + 1``
+    bytes: enough to tell an oversized body, never all of an endless one. Other servers' input
+    (an unterminated stream could block the read) and ASGI requests (whose body the handler has
+    already buffered) are left alone.
+    """
+    if (
+        isinstance(request, WSGIRequest)
+        and not request.META.get("CONTENT_LENGTH")
+        and request.environ.get("wsgi.input_terminated")
+        and not hasattr(request, "_body")
+    ):
+        request._stream = cast(BinaryIO, LimitedStream(request.environ["wsgi.input"], limit + 1))
+
+
 class PayloadTooLarge(exceptions.APIException):
     """413 for a callback body over ``MAX_CALLBACK_BODY_BYTES``."""
 
@@ -72,6 +93,7 @@ class CallbackView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Refuse oversized bodies (413) before reading them for the signature check."""
         limit = scout_settings().MAX_CALLBACK_BODY_BYTES
+        _bound_unsized_body(request._request, limit)
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
