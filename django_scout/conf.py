@@ -1,15 +1,18 @@
 """``settings.SCOUT``, validated once into a typed object.
 
 Use :func:`scout_settings` to read the configuration. The result is cached and rebuilt when
-``settings.SCOUT`` changes (``override_settings`` in tests). An unknown key or a value of the
-wrong type raises :class:`~django.core.exceptions.ImproperlyConfigured` naming the key and
-what was expected.
+``settings.SCOUT`` changes (``override_settings`` in tests). An unknown key or a bad value
+raises :class:`InvalidScoutSettings` (an
+:class:`~django.core.exceptions.ImproperlyConfigured`) naming each key and what was expected.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -19,20 +22,61 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
-__all__ = ["ScoutSettings", "connect_signals", "reset_cache", "scout_settings"]
+__all__ = [
+    "InvalidScoutSettings",
+    "ScoutSettings",
+    "SettingProblem",
+    "connect_signals",
+    "reset_cache",
+    "scout_settings",
+]
 
 DEFAULT_API_BASE_URL = "https://api.scoutos.com"
 
 
-def _check_http_url(value: str, key: str) -> str:
+def _check_http_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{key} must be an absolute http(s) URL, got {value!r}")
+        raise ValueError(f"must be an absolute http(s) URL, got {value!r}")
     return value
+
+
+# Digits, dots and hex: a host the resolver reads as an IPv4 address ("127.1", "2130706433").
+_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
+
+
+def _host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address ``host`` names literally (no DNS lookup), or ``None`` for a host name."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _NUMERIC_HOST.fullmatch(host):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _non_public_host(host: str) -> str | None:
+    """Say why Scout cannot call ``host`` (loopback, private, ...), or ``None`` if it may."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "a loopback host"
+    address = _host_address(host)
+    if address is None or (address.is_global and not address.is_multicast):
+        return None
+    for kind in ("loopback", "link_local", "unspecified", "multicast", "reserved", "private"):
+        if getattr(address, f"is_{kind}"):
+            return f"a {kind.replace('_', '-')} address"
+    return "a non-public address"
 
 
 class ScoutSettings(BaseModel):
@@ -45,8 +89,9 @@ class ScoutSettings(BaseModel):
     SIGNING_SECRET: tuple[str, ...] = Field(
         default=(), description="callback secrets; the first is current, the rest are accepted"
     )
-    CALLBACK_BASE_URL: str | None = Field(default=None, description="public origin of this site")
+    # Before CALLBACK_BASE_URL: that field's validator reads the flag from ValidationInfo.data.
     ALLOW_INSECURE_CALLBACKS: bool = False
+    CALLBACK_BASE_URL: str | None = Field(default=None, description="public origin of this site")
     SIGNATURE_TOLERANCE: int = Field(default=300, ge=0)
     TRUSTED_EVENTS_HOSTS: tuple[str, ...] | None = None
     FETCH_EVENTS: bool = True
@@ -96,27 +141,30 @@ class ScoutSettings(BaseModel):
     @field_validator("API_BASE_URL")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return _check_http_url(value, "API_BASE_URL").rstrip("/")
+        return _check_http_url(value).rstrip("/")
 
     @field_validator("CALLBACK_BASE_URL")
     @classmethod
-    def _callback_base(cls, value: str | None) -> str | None:
+    def _callback_base(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        return _check_http_url(value, "CALLBACK_BASE_URL").rstrip("/")
-
-    @model_validator(mode="after")
-    def _https_callbacks(self) -> ScoutSettings:
-        if (
-            self.CALLBACK_BASE_URL
-            and not self.ALLOW_INSECURE_CALLBACKS
-            and urlsplit(self.CALLBACK_BASE_URL).scheme != "https"
-        ):
+        value = _check_http_url(value).rstrip("/")
+        # An invalid flag is missing from info.data; its own error is enough.
+        if info.data.get("ALLOW_INSECURE_CALLBACKS", True):
+            return value
+        parts = urlsplit(value)
+        if parts.scheme != "https":
             raise ValueError(
-                "CALLBACK_BASE_URL must use https:// (Scout only calls HTTPS URLs); "
+                f"{value!r} must use https:// (Scout only calls HTTPS URLs); "
                 "set ALLOW_INSECURE_CALLBACKS=True for local development"
             )
-        return self
+        reason = _non_public_host(parts.hostname or "")
+        if reason is not None:
+            raise ValueError(
+                f"the host of {value!r} is {reason}, which Scout cannot reach; use this site's "
+                "public origin, or set ALLOW_INSECURE_CALLBACKS=True for local development"
+            )
+        return value
 
     @property
     def trusted_events_hosts(self) -> tuple[str, ...]:
@@ -134,30 +182,58 @@ class ScoutSettings(BaseModel):
         return value
 
 
-def _describe(error: dict[str, Any]) -> str:
-    loc = ".".join(str(part) for part in error.get("loc", ())) or "SCOUT"
+class SettingProblem(NamedTuple):
+    """One reason ``settings.SCOUT`` is invalid."""
+
+    key: str | None
+    """The offending key; ``None`` when ``settings.SCOUT`` as a whole is wrong."""
+    message: str
+    """What is wrong, starting with ``settings.SCOUT['KEY']``."""
+
+
+class InvalidScoutSettings(ImproperlyConfigured):
+    """``settings.SCOUT`` is invalid; :attr:`problems` lists each key and what is wrong."""
+
+    def __init__(self, problems: list[SettingProblem]) -> None:
+        """Keep ``problems``; the message joins them with ``"; "``."""
+        self.problems = problems
+        super().__init__("; ".join(problem.message for problem in problems))
+
+
+def _describe(error: dict[str, Any]) -> SettingProblem:
+    loc = error.get("loc", ())
+    key = str(loc[0]) if loc else None
+    if error.get("type") == "value_error":
+        # Our validators' own words, without pydantic's "Value error, " prefix.
+        detail = str(error.get("ctx", {}).get("error", error.get("msg")))
+    else:
+        detail = str(error.get("msg", "invalid value"))
+    if key is None:
+        return SettingProblem(None, f"settings.SCOUT is invalid: {detail}")
     if error.get("type") == "extra_forbidden":
         known = ", ".join(sorted(ScoutSettings.model_fields))
-        return f"settings.SCOUT has an unknown key {loc!r}; known keys are: {known}"
-    key = str(error["loc"][0]) if error.get("loc") else "SCOUT"
+        return SettingProblem(
+            key, f"settings.SCOUT has an unknown key {key!r}; known keys are: {known}"
+        )
     field = ScoutSettings.model_fields.get(key)
     expected = ""
-    if field is not None and field.annotation is not None:
+    if error.get("type") != "value_error" and field is not None and field.annotation is not None:
         expected = f" (expected {getattr(field.annotation, '__name__', None) or field.annotation})"
-    return f"settings.SCOUT[{loc!r}] is invalid{expected}: {error.get('msg', 'invalid value')}"
+    return SettingProblem(key, f"settings.SCOUT[{key!r}] is invalid{expected}: {detail}")
 
 
 def build_settings(raw: Any) -> ScoutSettings:
-    """Validate a raw ``SCOUT`` dict; raise ``ImproperlyConfigured`` naming each bad key."""
+    """Validate a raw ``SCOUT`` dict; raise :class:`InvalidScoutSettings` naming each bad key."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ImproperlyConfigured(f"settings.SCOUT must be a dict, got {type(raw).__name__}")
+        raise InvalidScoutSettings(
+            [SettingProblem(None, f"settings.SCOUT must be a dict, got {type(raw).__name__}")]
+        )
     try:
         return ScoutSettings.model_validate(raw)
     except ValidationError as exc:
-        messages = "; ".join(_describe(dict(err)) for err in exc.errors())
-        raise ImproperlyConfigured(messages) from None
+        raise InvalidScoutSettings([_describe(dict(err)) for err in exc.errors()]) from None
 
 
 _lock = threading.Lock()

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from django_scout.conf import build_settings, scout_settings
+from django_scout.conf import InvalidScoutSettings, build_settings, scout_settings
 
 
 def test_defaults() -> None:
@@ -69,6 +69,93 @@ def test_callback_base_url_must_be_https_unless_insecure_allowed() -> None:
         {"CALLBACK_BASE_URL": "http://127.0.0.1:8000/", "ALLOW_INSECURE_CALLBACKS": True}
     )
     assert conf.CALLBACK_BASE_URL == "http://127.0.0.1:8000"
+
+
+def test_http_callback_base_error_names_the_key_and_the_flag() -> None:
+    with pytest.raises(ImproperlyConfigured) as exc_info:
+        build_settings({"CALLBACK_BASE_URL": "http://app.example.com"})
+    message = str(exc_info.value)
+    assert message.startswith("settings.SCOUT['CALLBACK_BASE_URL'] is invalid: ")
+    assert "https://" in message
+    assert "ALLOW_INSECURE_CALLBACKS=True" in message
+    assert "['SCOUT']" not in message
+    assert "Value error" not in message
+
+
+NON_PUBLIC_CALLBACK_BASES = [
+    "https://127.0.0.1",
+    "https://127.0.0.2:8443",
+    "https://127.1",
+    "https://2130706433",
+    "https://10.0.0.5",
+    "https://172.16.3.4",
+    "https://192.168.1.10",
+    "https://100.64.0.1",
+    "https://169.254.169.254",
+    "https://0.0.0.0:8000",
+    "https://240.0.0.1",
+    "https://224.0.0.1",
+    "https://[::1]",
+    "https://[::1]:8000/",
+    "https://[::]",
+    "https://[fe80::1]",
+    "https://[fe80::1%25eth0]",
+    "https://[fd00::5]",
+    "https://[::ffff:127.0.0.1]",
+    "https://[::ffff:10.0.0.5]",
+    "https://localhost",
+    "https://LOCALHOST.:8000",
+    "https://app.localhost",
+]
+
+
+@pytest.mark.parametrize("url", NON_PUBLIC_CALLBACK_BASES)
+def test_non_public_callback_host_is_refused_without_the_flag(url: str) -> None:
+    with pytest.raises(ImproperlyConfigured) as exc_info:
+        build_settings({"CALLBACK_BASE_URL": url})
+    message = str(exc_info.value)
+    assert message.startswith("settings.SCOUT['CALLBACK_BASE_URL'] is invalid: ")
+    assert "Scout cannot reach" in message
+    assert "ALLOW_INSECURE_CALLBACKS=True" in message
+    assert "local development" in message
+
+
+@pytest.mark.parametrize("url", NON_PUBLIC_CALLBACK_BASES)
+def test_non_public_callback_host_is_accepted_with_the_flag(url: str) -> None:
+    conf = build_settings({"CALLBACK_BASE_URL": url, "ALLOW_INSECURE_CALLBACKS": True})
+    assert url.rstrip("/") == conf.CALLBACK_BASE_URL
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://app.example.com",
+        "https://app.example.com:8443/prefix/",
+        "https://8.8.8.8",
+        "https://[2606:4700:4700::1111]",
+        "https://localhost.example.com",
+        "https://mylocalhost.com",
+        "https://10.example.com",
+    ],
+)
+def test_public_callback_host_needs_no_flag(url: str) -> None:
+    assert url.rstrip("/") == build_settings({"CALLBACK_BASE_URL": url}).CALLBACK_BASE_URL
+
+
+def test_invalid_insecure_flag_is_reported_alone() -> None:
+    with pytest.raises(ImproperlyConfigured) as exc_info:
+        build_settings({"CALLBACK_BASE_URL": "http://127.0.0.1", "ALLOW_INSECURE_CALLBACKS": "?"})
+    message = str(exc_info.value)
+    assert "settings.SCOUT['ALLOW_INSECURE_CALLBACKS'] is invalid" in message
+    assert "CALLBACK_BASE_URL']" not in message
+
+
+def test_every_problem_is_listed_with_its_key() -> None:
+    with pytest.raises(InvalidScoutSettings) as exc_info:
+        build_settings({"TIMEOUT": "x", "CALLBACK_BASE_URL": "https://10.0.0.5", "API_KEYS": 1})
+    problems = exc_info.value.problems
+    assert [problem.key for problem in problems] == ["CALLBACK_BASE_URL", "TIMEOUT", "API_KEYS"]
+    assert all(problem.message in str(exc_info.value) for problem in problems)
 
 
 def test_trusted_hosts_explicit() -> None:
