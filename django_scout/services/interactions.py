@@ -36,6 +36,7 @@ from .common import (
     send_robust,
     signal_after_commit,
 )
+from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
 
@@ -140,7 +141,7 @@ def claim_start(interaction_id: UUID | str) -> Interaction | None:
 def release_start_claim(interaction_id: UUID | str, reason: str) -> None:
     """Give the claim back after a failure that proves Scout did not start anything."""
     Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
-        start_claimed_at=None, error_message=reason
+        start_claimed_at=None, error_message=scrub_text(reason)
     )
 
 
@@ -178,7 +179,10 @@ def fail_start(interaction_id: UUID | str, code: str, message: str) -> bool:
     """End a pending interaction as ``failed`` because Scout refused to start it."""
     with transaction.atomic():
         changed = Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
-            status=FAILED, error_code=code, error_message=message, completed_at=timezone.now()
+            status=FAILED,
+            error_code=code,
+            error_message=scrub_text(message),
+            completed_at=timezone.now(),
         )
         if changed:
             _signal_interaction_after_commit(
@@ -195,7 +199,7 @@ def mark_start_unconfirmed(interaction_id: UUID | str, message: str) -> None:
     ``CALLBACK_DEADLINE``.
     """
     Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
-        error_code="start_unconfirmed", error_message=message
+        error_code="start_unconfirmed", error_message=scrub_text(message)
     )
 
 
@@ -323,7 +327,7 @@ def process_delivery(
     events_url = interaction.events_url or payload.events_url or ""
     if events_error is not None:
         Interaction.objects.filter(pk=interaction.pk).update(
-            events_missing=True, events_error=events_error
+            events_missing=True, events_error=scrub_text(events_error)
         )
     elif should_fetch and events_url and interaction.events_fetched_at is None:
         fetch_events(interaction, events_url)
@@ -357,7 +361,7 @@ def complete_interaction(
             status=status,
             completed_at=aware(completed_at) or timezone.now(),
             error_code=error_code if status == FAILED else "",
-            error_message=error_message if status == FAILED else "",
+            error_message=scrub_text(error_message) if status == FAILED else "",
         )
         if changed:
             first = "interaction_succeeded" if status == SUCCEEDED else "interaction_failed"
