@@ -25,6 +25,7 @@ from .models import (
     WorkflowRun,
     WorkflowRunEvent,
 )
+from .services.scrubbing import scrub_json, scrub_text
 
 if TYPE_CHECKING:
     EventInlineBase = admin.TabularInline[InteractionEvent, Interaction]
@@ -40,9 +41,10 @@ else:  # the admin classes are not generic at run time
 
 
 def _pretty_json(value: Any) -> SafeString:
+    """``value`` as indented JSON, scrubbed: what Scout sent is stored verbatim, not shown so."""
     return format_html(
         '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
-        json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False),
+        json.dumps(scrub_json(value), indent=2, sort_keys=True, ensure_ascii=False),
     )
 
 
@@ -270,9 +272,9 @@ class CallbackDeliveryAdmin(ReadOnlyAdminMixin, DeliveryAdminBase):
         "processing_error",
         "payload_display",
         "headers_display",
-        "raw_body",
+        "raw_body_display",
     )
-    exclude = ("payload", "headers")
+    exclude = ("payload", "headers", "raw_body")
 
     @admin.display(description="payload")
     def payload_display(self, obj: CallbackDelivery) -> SafeString:
@@ -281,8 +283,13 @@ class CallbackDeliveryAdmin(ReadOnlyAdminMixin, DeliveryAdminBase):
 
     @admin.display(description="headers (redacted)")
     def headers_display(self, obj: CallbackDelivery) -> SafeString:
-        """The request headers, without credentials or the signature."""
+        """The request headers; only the harmless ones were stored with their values."""
         return _pretty_json(obj.headers)
+
+    @admin.display(description="raw body")
+    def raw_body_display(self, obj: CallbackDelivery) -> str:
+        """The body as Scout sent it, scrubbed of credentials."""
+        return scrub_text(obj.raw_body)
 
 
 @admin.register(Session)

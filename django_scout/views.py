@@ -22,28 +22,11 @@ from rest_framework.views import APIView
 
 from . import services
 from .authentication import IsScoutSigned, ScoutSignatureAuthentication
+from .client.redaction import redact_headers
 from .conf import scout_settings
 from .payloads import CallbackPayload
 
 logger = logging.getLogger("django_scout")
-
-#: Headers never stored with a delivery (credentials and the signature itself).
-REDACTED_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-scout-signature",
-        "x-csrftoken",
-        "x-api-key",
-    }
-)
-
-
-def redacted_headers(headers: Any) -> dict[str, str]:
-    """The request headers minus credentials, cookies and the signature."""
-    return {name: value for name, value in headers.items() if name.lower() not in REDACTED_HEADERS}
 
 
 def _validation_summary(exc: ValidationError) -> str:
@@ -124,7 +107,7 @@ class CallbackView(APIView):
             return self._bad_request("NUL characters cannot be stored")
         try:
             delivery, created = services.record_callback(
-                payload, text, redacted_headers(request.headers), interaction_id
+                payload, text, redact_headers(request.headers), interaction_id
             )
         except DatabaseError:
             logger.exception("django-scout: could not store callback %s", payload.callback_event_id)

@@ -35,9 +35,10 @@ USER_AGENT = f"django-scout/{__version__}"
 class RequestSpec:
     """One call to make: where, what, and whether the API key goes with it.
 
-    ``shown_url`` is the URL as logs and errors may show it (a webhook token masked).
-    ``json_body`` is sent as JSON unless it is ``None``; ``content`` is an already encoded
-    JSON body (used when ``null`` itself must be sent).
+    ``shown_url`` is the URL as logs and errors may show it (a webhook token masked), and
+    ``secrets`` what errors about this request must never show besides the API key (the
+    webhook token). ``json_body`` is sent as JSON unless it is ``None``; ``content`` is an
+    already encoded JSON body (used when ``null`` itself must be sent).
     """
 
     method: str
@@ -49,6 +50,7 @@ class RequestSpec:
     authenticated: bool = True
     stream: bool = False
     accept: str = "application/json"
+    secrets: tuple[str, ...] = ()
 
     def headers(self, api_key: str) -> dict[str, str]:
         """Headers of this request; ``Authorization`` only when ``authenticated``."""
@@ -88,13 +90,19 @@ class _Sender:
             timeout=timeout,
         )
 
-    def _error_for(self, spec: RequestSpec, response: httpx.Response, body: str) -> ScoutError:
-        return error_from_response(
-            response, method=spec.method, shown_url=spec.shown_url, body_text=body
-        )
+    def _error_context(self, spec: RequestSpec) -> dict[str, Any]:
+        """How errors about ``spec`` are built: its method, its shown URL, what to mask."""
+        secrets = (self.config.api_key, *spec.secrets)
+        return {"method": spec.method, "shown_url": spec.shown_url, "secrets": secrets}
 
-    def _transport_error(self, spec: RequestSpec, exc: httpx.HTTPError) -> ScoutError:
-        return error_from_transport(exc, method=spec.method, shown_url=spec.shown_url)
+    def _error_for(self, spec: RequestSpec, response: httpx.Response, body: str) -> ScoutError:
+        return error_from_response(response, body_text=body, **self._error_context(spec))
+
+    def _transport_error(
+        self, spec: RequestSpec, exc: httpx.HTTPError, *, after_response: bool = False
+    ) -> ScoutError:
+        context = self._error_context(spec)
+        return error_from_transport(exc, after_response=after_response, **context)
 
     def _retry_delay(self, spec: RequestSpec, error: ScoutError, retries_done: int) -> float | None:
         delay = self.policy.delay_before_retry(spec.method, error, retries_done)
@@ -164,9 +172,7 @@ class SyncHTTP(_Sender):
         try:
             yield response
         except httpx.HTTPError as exc:
-            raise error_from_transport(
-                exc, method=spec.method, shown_url=spec.shown_url, after_response=True
-            ) from exc
+            raise self._transport_error(spec, exc, after_response=True) from exc
         finally:
             response.close()
 
@@ -226,9 +232,7 @@ class AsyncHTTP(_Sender):
         try:
             yield response
         except httpx.HTTPError as exc:
-            raise error_from_transport(
-                exc, method=spec.method, shown_url=spec.shown_url, after_response=True
-            ) from exc
+            raise self._transport_error(spec, exc, after_response=True) from exc
         finally:
             await response.aclose()
 

@@ -13,7 +13,7 @@ from typing import Any
 from ._config import ClientConfig, quote_segment
 from ._http import RequestSpec
 from ._trust import parse_http_url
-from .redaction import mask_webhook_url
+from .redaction import mask_webhook_url, webhook_secrets
 from .validation import (
     build_messages,
     optional_string,
@@ -241,7 +241,13 @@ def webhook_request(config: ClientConfig, webhook_url: str, body: Any) -> Reques
     except (TypeError, ValueError) as exc:
         raise ValueError(f"webhook body must be JSON-serializable: {exc}") from None
     return RequestSpec(
-        method="POST", url=url, shown_url=shown, content=content, authenticated=False, accept="*/*"
+        method="POST",
+        url=url,
+        shown_url=shown,
+        content=content,
+        authenticated=False,
+        accept="*/*",
+        secrets=webhook_secrets(webhook_url),
     )
 
 

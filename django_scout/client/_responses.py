@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -83,11 +84,18 @@ def summarize_detail(body: Any) -> str:
 
 
 def error_from_response(
-    response: httpx.Response, *, method: str, shown_url: str, body_text: str
+    response: httpx.Response,
+    *,
+    method: str,
+    shown_url: str,
+    body_text: str,
+    secrets: Iterable[str] = (),
 ) -> ScoutAPIError:
     """Build the typed error for a non-2xx ``response`` (its body given as ``body_text``).
 
-    ``shown_url`` is the URL as it may appear in messages (webhook tokens masked).
+    ``shown_url`` is the URL as it may appear in messages (webhook tokens masked). The message
+    and the kept body are scrubbed of credentials and of each of ``secrets`` (the API key):
+    Scout, or a proxy, may echo the request's ``Authorization`` header in an error body.
     """
     status = response.status_code
     body = decode_body(body_text)
@@ -109,6 +117,7 @@ def error_from_response(
         "headers": dict(response.headers),
         "method": method,
         "url": shown_url,
+        "secrets": tuple(secrets),
     }
     if status in (401, 403):
         return ScoutAuthError(message, **kwargs)
@@ -125,10 +134,15 @@ def error_from_response(
 
 
 def error_from_transport(
-    exc: httpx.HTTPError, *, method: str, shown_url: str, after_response: bool = False
+    exc: httpx.HTTPError,
+    *,
+    method: str,
+    shown_url: str,
+    after_response: bool = False,
+    secrets: Iterable[str] = (),
 ) -> ScoutError:
     """Map an httpx exception to :class:`ScoutTransportError` (or :class:`ScoutStreamError`
-    for a body that cannot be decoded).
+    for a body that cannot be decoded); its text is scrubbed like :func:`error_from_response`.
 
     ``request_sent`` is False only for connect errors and connect/pool timeouts raised before
     a response started.
@@ -136,11 +150,15 @@ def error_from_transport(
     path = _path_of(shown_url)
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.DecodingError):
-        return ScoutStreamError(f"cannot decode the body of {method} {path}: {reason}")
+        return ScoutStreamError(
+            f"cannot decode the body of {method} {path}: {reason}", secrets=secrets
+        )
     sent = after_response or not isinstance(exc, _NOT_SENT)
     when = "after sending" if sent else "before sending"
     return ScoutTransportError(
-        f"{type(exc).__name__} {when} {method} {path}: {reason}", request_sent=sent
+        f"{type(exc).__name__} {when} {method} {path}: {reason}",
+        request_sent=sent,
+        secrets=secrets,
     )
 
 

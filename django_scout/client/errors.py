@@ -2,12 +2,18 @@
 
 Every error is a :class:`ScoutError`. Errors carrying an HTTP answer are :class:`ScoutAPIError`
 (with ``status_code``, ``body`` and ``headers``; the ``Authorization`` header is never kept).
+
+Every message (and a kept body) is scrubbed when the error is built (see
+:func:`~.redaction.scrub`), so whatever shows an error — ``str()``, a log line, a traceback, a
+stored ``error_message`` — never shows a credential Scout or the network echoed back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .redaction import scrub, scrub_data
 
 __all__ = [
     "ScoutAPIError",
@@ -25,10 +31,18 @@ __all__ = [
 
 
 class ScoutError(Exception):
-    """Base class of every error the client raises."""
+    """Base class of every error the client raises.
+
+    ``message`` is scrubbed of credentials, and of each of ``secrets`` (the client passes its
+    API key), before it is stored as :attr:`message` and the exception's argument.
+    """
 
     #: True when repeating the same request cannot start work twice at Scout.
     retry_safe: bool = False
+
+    def __init__(self, message: str = "", *, secrets: Iterable[str] = ()) -> None:
+        self.message = scrub(str(message), secrets)
+        super().__init__(self.message)
 
 
 class ScoutAPIError(ScoutError):
@@ -43,11 +57,12 @@ class ScoutAPIError(ScoutError):
         headers: Mapping[str, str] | None = None,
         method: str | None = None,
         url: str | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        secrets = tuple(secrets)
+        super().__init__(message, secrets=secrets)
         self.status_code = status_code
-        self.body = body
+        self.body = scrub_data(body, secrets)
         self.headers: dict[str, str] = {
             k.lower(): v for k, v in (headers or {}).items() if k.lower() != "authorization"
         }
@@ -108,8 +123,8 @@ class ScoutTransportError(ScoutError):
     reached Scout (so repeating it cannot start work twice).
     """
 
-    def __init__(self, message: str, *, request_sent: bool) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, request_sent: bool, secrets: Iterable[str] = ()) -> None:
+        super().__init__(message, secrets=secrets)
         self.request_sent = request_sent
 
     @property
@@ -130,9 +145,8 @@ class ScoutProtocolError(ScoutError):
 
     def __init__(self, message: str, *, status_code: int | None = None, body: Any = None) -> None:
         super().__init__(message)
-        self.message = message
         self.status_code = status_code
-        self.body = body
+        self.body = scrub_data(body)
 
 
 class UntrustedURLError(ScoutError, ValueError):

@@ -43,6 +43,7 @@ from .common import (
     send_robust,
     signal_after_commit,
 )
+from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
 
@@ -154,7 +155,7 @@ def claim_start(interaction_id: UUID | str) -> Interaction | None:
 def release_start_claim(interaction_id: UUID | str, reason: str) -> None:
     """Give the claim back after a failure that proves Scout did not start anything."""
     Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
-        start_claimed_at=None, error_message=reason
+        start_claimed_at=None, error_message=scrub_text(reason)
     )
 
 
@@ -212,7 +213,7 @@ def _fail(
         changed = Interaction.objects.filter(pk=interaction_id, status__in=from_statuses).update(
             status=FAILED,
             error_code=code,
-            error_message=message,
+            error_message=scrub_text(message),
             completed_at=now or timezone.now(),
         )
         if changed:
@@ -230,7 +231,7 @@ def mark_start_unconfirmed(interaction_id: UUID | str, message: str) -> None:
     ``CALLBACK_DEADLINE``.
     """
     Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
-        error_code="start_unconfirmed", error_message=message
+        error_code="start_unconfirmed", error_message=scrub_text(message)
     )
 
 
@@ -505,7 +506,7 @@ def process_delivery(
     events_url = interaction.events_url or payload.events_url or ""
     if events_error is not None:
         Interaction.objects.filter(pk=interaction.pk).update(
-            events_missing=True, events_error=events_error
+            events_missing=True, events_error=scrub_text(events_error)
         )
     elif should_fetch and events_url and interaction.events_fetched_at is None:
         fetch_events(interaction, events_url)
@@ -528,7 +529,7 @@ def give_up_delivery(delivery_id: int, error: BaseException) -> str:
     (if still ``pending`` or ``accepted``) ends ``failed`` with ``error_code="processing_error"``,
     so nothing waits on it forever. Returns a :class:`ProcessOutcome` value.
     """
-    note = f"gave up: {type(error).__name__}: {error}"[:2000]
+    note = scrub_text(f"gave up: {type(error).__name__}: {error}")[:2000]
     delivery = CallbackDelivery.objects.filter(pk=delivery_id).first()
     if delivery is None:
         return ProcessOutcome.MISSING
@@ -567,7 +568,7 @@ def complete_interaction(
             status=status,
             completed_at=aware(completed_at) or timezone.now(),
             error_code=error_code if status == FAILED else "",
-            error_message=error_message if status == FAILED else "",
+            error_message=scrub_text(error_message) if status == FAILED else "",
         )
         if changed:
             first = "interaction_succeeded" if status == SUCCEEDED else "interaction_failed"

@@ -43,6 +43,7 @@ from .common import (
     parse_timestamp,
     signal_after_commit,
 )
+from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
 
@@ -248,7 +249,7 @@ def claim_run(run_id: UUID | str) -> WorkflowRun | None:
 def release_run_claim(run_id: UUID | str, reason: str) -> None:
     """Give the claim back after a failure that proves Scout started nothing."""
     WorkflowRun.objects.filter(pk=run_id, status=PENDING).update(
-        start_claimed_at=None, error_message=reason
+        start_claimed_at=None, error_message=scrub_text(reason)
     )
 
 
@@ -265,6 +266,8 @@ def finish_run(run_id: UUID | str, status: str, **fields: Any) -> bool:
     """Move a pending or running run to ``succeeded``/``failed``; signals once on success."""
     if status not in (SUCCEEDED, FAILED):
         raise ValueError(f"status must be 'succeeded' or 'failed', got {status!r}")
+    if "error_message" in fields:
+        fields["error_message"] = scrub_text(fields["error_message"])
     now = timezone.now()
     with transaction.atomic():
         changed = WorkflowRun.objects.filter(pk=run_id, status__in=(PENDING, RUNNING)).update(
