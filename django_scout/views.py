@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 
 from . import services
 from .authentication import IsScoutSigned, ScoutSignatureAuthentication
+from .client._json_depth import JSONNestingError, check_json_depth
 from .client.redaction import redact_headers
 from .conf import scout_settings
 from .payloads import CallbackPayload
@@ -96,9 +97,12 @@ class CallbackView(APIView):
         raw: bytes = request._request.body
         try:
             text = raw.decode("utf-8")
+            check_json_depth(text)
             payload = CallbackPayload.model_validate_json(text)
         except UnicodeDecodeError:
             return self._bad_request("body is not UTF-8")
+        except JSONNestingError as exc:
+            return self._bad_request(f"body: JSON {exc}")
         except ValidationError as exc:
             return self._bad_request(_validation_summary(exc))
         if "\x00" in text or "\\u0000" in text:

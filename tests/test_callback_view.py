@@ -13,6 +13,7 @@ import pytest
 from django.db import OperationalError, connections
 from django.test import Client, override_settings
 
+from django_scout.client._json_depth import MAX_JSON_DEPTH
 from django_scout.models import CallbackDelivery, Interaction, Session
 from tests.helpers import SECRET, callback_payload, post_callback, seed_signature
 
@@ -173,6 +174,24 @@ def test_malformed_body_is_400(body: bytes, fragment: str) -> None:
     assert response.status_code == 400
     assert fragment.lower() in response.json()["detail"].lower()
     assert not CallbackDelivery.objects.exists()
+
+
+def nested(levels: int) -> Any:
+    """A JSON value nested ``levels`` deep (``[]`` is one level)."""
+    value: Any = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_nesting_limit_is_the_products_own_rule() -> None:
+    # The body object is level 1, so an extra field may hold MAX_JSON_DEPTH - 1 levels.
+    fits = post_callback(Client(), callback_payload(extra=nested(MAX_JSON_DEPTH - 1)))
+    assert fits.status_code == 200
+    too_deep = post_callback(Client(), callback_payload(extra=nested(MAX_JSON_DEPTH)))
+    assert too_deep.status_code == 400
+    assert f"nested more than {MAX_JSON_DEPTH} levels" in too_deep.json()["detail"]
+    assert CallbackDelivery.objects.count() == 1
 
 
 def test_oversized_body_is_413() -> None:
