@@ -21,6 +21,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from django_scout.services.publishing import publisher
 from django_scout.testing import FakeScout
 from tests import celery_app
 
@@ -123,6 +124,7 @@ def stack(
 ) -> Iterator[FakeScout]:
     """Everything running; this process publishes to Redis instead of running tasks eagerly."""
     scout_server.reset()
+    publisher.reset()
     eager = celery_app.app.conf.task_always_eager
     celery_app.app.conf.task_always_eager = False
     try:
@@ -130,6 +132,7 @@ def stack(
             yield scout_server
     finally:
         celery_app.app.conf.task_always_eager = eager
+        publisher.reset()
         scout_server.wait_until_idle(5)
         _drain(celery_worker_process)
 
