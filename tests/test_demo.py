@@ -6,11 +6,13 @@ Without services it runs on SQLite and kombu's file broker; with ``DATABASE_URL`
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import django
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
@@ -59,3 +61,33 @@ def test_migrations_are_up_to_date() -> None:
     from django.core.management import call_command
 
     call_command("makemigrations", "django_scout", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.parametrize("database_url", [None, "sqlite:///{tmp}/via-url.sqlite3"])
+def test_example_sqlite_tuning_applies_however_sqlite_is_configured(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    env = {**os.environ, "EXAMPLE_VAR_DIR": str(tmp_path)}
+    env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+    env.pop("DATABASE_URL", None)
+    if database_url:
+        env["DATABASE_URL"] = database_url.format(tmp=tmp_path)
+    script = (
+        "import json, django; from example_project import settings as s; "
+        "print(json.dumps(s.DATABASES['default']['OPTIONS']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=EXAMPLE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    options = json.loads(result.stdout)
+    assert options["timeout"] == 30  # waits for the worker's lock instead of "database is locked"
+    if django.VERSION >= (5, 1):
+        assert options["transaction_mode"] == "IMMEDIATE"
+        assert "journal_mode=WAL" in options["init_command"]

@@ -84,25 +84,33 @@ TEMPLATES = [
 ]
 
 
-def database_config() -> dict[str, Any]:
-    """Return the default database: ``DATABASE_URL`` if set, else a SQLite file."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        import dj_database_url
-
-        return dict(dj_database_url.parse(url, conn_max_age=60))
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # The web process and the Celery worker share the file: wait for locks instead of failing,
-    # and (Django 5.1+) take the write lock up front and let readers run beside a writer.
+def sqlite_options() -> dict[str, Any]:
+    """Options that let the web process and the Celery worker share one SQLite file."""
+    # Wait for locks instead of failing, and (Django 5.1+) take the write lock up front and
+    # let readers run beside a writer.
     options: dict[str, Any] = {"timeout": 30}
     if django.VERSION >= (5, 1):
         options["transaction_mode"] = "IMMEDIATE"
         options["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": VAR_DIR / "db.sqlite3",
-        "OPTIONS": options,
-    }
+    return options
+
+
+def database_config() -> dict[str, Any]:
+    """Return the default database: ``DATABASE_URL`` if set, else a SQLite file.
+
+    SQLite gets :func:`sqlite_options` however it is configured (options in the URL win).
+    """
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        import dj_database_url
+
+        config: dict[str, Any] = dict(dj_database_url.parse(url, conn_max_age=60))
+    else:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        config = {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "db.sqlite3"}
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["OPTIONS"] = {**sqlite_options(), **config.get("OPTIONS", {})}
+    return config
 
 
 DATABASES = {"default": database_config()}
