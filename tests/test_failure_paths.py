@@ -136,6 +136,31 @@ def test_a_late_success_closes_the_breaker() -> None:
     assert not publisher.is_open
 
 
+def test_when_every_thread_is_stuck_on_the_broker_publishing_fails_at_once() -> None:
+    clock = FakeClock()
+    publisher = TaskPublisher(clock=clock, threads=2)
+    task = FakeTask("hang")
+    try:
+        for _ in range(2):  # two probes, PUBLISH_RETRY_AFTER apart, both stuck
+            assert publisher.publish(task, ()) is False
+            clock.now += 31
+        started = time.monotonic()
+        assert publisher.publish(task, ()) is False
+        assert time.monotonic() - started < 0.1  # no thread left to wait on
+        assert task.calls == 2
+        # The broker answers again: the stuck publishes complete and free their threads.
+        task.behaviour = "ok"
+        task.released.set()
+        clock.now += 31
+        deadline = time.monotonic() + 5
+        while not publisher.publish(task, ()) and time.monotonic() < deadline:
+            clock.now += 31
+            time.sleep(0.01)
+        assert not publisher.is_open
+    finally:
+        task.released.set()
+
+
 @contextmanager
 def hanging_broker() -> Iterator[None]:
     """Celery publishes for real (not eagerly) to a broker whose publish hangs."""

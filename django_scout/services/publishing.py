@@ -6,7 +6,8 @@ must answer Scout within 10 seconds whatever the broker does, and a host's reque
 an interaction should not hang either. So every publish goes through :class:`TaskPublisher`:
 
 - the publish runs on a small pool of daemon threads and the caller waits at most
-  ``PUBLISH_TIMEOUT`` seconds for it (a healthy broker answers in about a millisecond);
+  ``PUBLISH_TIMEOUT`` seconds for it (a healthy broker answers in about a millisecond); when
+  every thread is still stuck on a hung broker, the publish fails at once;
 - a publish that fails or does not answer in time opens a breaker: for
   ``PUBLISH_RETRY_AFTER`` seconds nothing is published, so later callers do not wait at all;
   then one publish probes the broker again, and a success closes the breaker (so does a
@@ -32,67 +33,86 @@ from typing import Any
 
 from ..conf import scout_settings
 
-__all__ = ["TaskPublisher", "publisher"]
+__all__ = ["PublisherBusy", "TaskPublisher", "publisher"]
 
 logger = logging.getLogger("django_scout")
 
-#: Threads that publish; a broker that hangs can hold them all, later publishes then time out.
-PUBLISH_THREADS = 4
+#: Most threads publishing at once. A broker that hangs can hold every one of them (until it
+#: answers, or TCP gives up); publishing then fails at once instead of waiting.
+PUBLISH_THREADS = 8
+
+
+class PublisherBusy(RuntimeError):
+    """Every publishing thread is still waiting on the broker."""
 
 
 class _DaemonPool:
-    """A few daemon threads running submitted calls (created lazily, again after a fork)."""
+    """Daemon threads started on demand, up to ``size``, each running one submitted call at a
+    time; recreated after a fork."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._lock = threading.Lock()
         self._pid = -1
+        self._live = 0
+        self._idle = 0
         self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
 
     def submit(self, call: Callable[[], Any]) -> Future[Any]:
-        """Run ``call`` on a pool thread; its outcome lands in the returned future."""
-        self._ensure_threads()
+        """Run ``call`` on an idle (or new) thread; its outcome lands in the returned future.
+
+        When every thread is busy the future fails at once with :class:`PublisherBusy`.
+        """
         future: Future[Any] = Future()
-        self._queue.put((call, future))
+        with self._lock:
+            if self._pid != os.getpid():
+                # After a fork the parent's threads are gone and its queue may hold stale work.
+                self._pid, self._live, self._idle = os.getpid(), 0, 0
+                self._queue = queue.SimpleQueue()
+            if self._idle == 0:
+                if self._live >= self._size:
+                    future.set_exception(
+                        PublisherBusy(f"all {self._size} publishing threads wait on the broker")
+                    )
+                    return future
+                threading.Thread(
+                    target=self._run,
+                    args=(self._queue,),
+                    name=f"django-scout-publisher-{self._live}",
+                    daemon=True,
+                ).start()
+                self._live += 1
+                self._idle += 1
+            self._idle -= 1
+            self._queue.put((call, future))
         return future
 
-    def _ensure_threads(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:
-            if self._pid == os.getpid():
-                return
-            # After a fork the parent's threads are gone and its queue may hold stale work.
-            self._queue = queue.SimpleQueue()
-            for index in range(self._size):
-                thread = threading.Thread(
-                    target=self._run, name=f"django-scout-publisher-{index}", daemon=True
-                )
-                thread.start()
-            self._pid = os.getpid()
-
-    def _run(self) -> None:
-        work = self._queue
+    def _run(self, work: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]) -> None:
         while True:
             call, future = work.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(call())
-            except BaseException as exc:
-                future.set_exception(exc)
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as exc:
+                    future.set_exception(exc)
+            with self._lock:
+                if work is not self._queue:
+                    return  # a fork replaced the pool
+                self._idle += 1
 
 
 class TaskPublisher:
     """Publishes Celery tasks with a bounded wait and a breaker (see the module docstring)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, threads: int = PUBLISH_THREADS
+    ) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._tripped = False
         self._skipped = 0
-        self._pool = _DaemonPool(PUBLISH_THREADS)
+        self._pool = _DaemonPool(threads)
 
     @property
     def is_open(self) -> bool:
