@@ -70,6 +70,7 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_at"], name="scout_session_created")]
 
     def __str__(self) -> str:
         return self.session_id
@@ -109,6 +110,12 @@ class Interaction(SubjectMixin):
         blank=True,
         help_text=_("Set while a worker may have sent the start request to Scout."),
     )
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=timezone.now,
+        help_text=_("When reconcile may enqueue a never-claimed start again."),
+    )
     event_count = models.PositiveIntegerField(default=0)
     events_missing = models.BooleanField(
         default=False, help_text=_("The event stream could not be fetched; see error_message.")
@@ -125,6 +132,17 @@ class Interaction(SubjectMixin):
         indexes = [
             models.Index(fields=["status", "accepted_at"], name="scout_inter_status_acc"),
             models.Index(fields=["status", "created_at"], name="scout_inter_status_created"),
+            models.Index(fields=["created_at"], name="scout_inter_created"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending", start_claimed_at__isnull=True),
+                name="scout_inter_start_due",
+            ),
+            models.Index(
+                fields=["start_claimed_at"],
+                condition=models.Q(status="pending"),
+                name="scout_inter_claimed",
+            ),
             models.Index(fields=["agent_id", "created_at"], name="scout_inter_agent_created"),
             models.Index(
                 fields=["subject_content_type", "subject_object_id"],
@@ -243,6 +261,7 @@ class CallbackDelivery(models.Model):
         indexes = [
             models.Index(fields=["processed_at", "received_at"], name="scout_delivery_pending"),
             models.Index(fields=["target_interaction_id"], name="scout_delivery_target"),
+            models.Index(fields=["received_at"], name="scout_delivery_received"),
             models.Index(
                 fields=["next_attempt_at"],
                 condition=models.Q(processed_at__isnull=True),
@@ -306,6 +325,12 @@ class WorkflowRun(SubjectMixin):
     event_count = models.PositiveIntegerField(default=0)
     start_attempts = models.PositiveIntegerField(default=0)
     start_claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=timezone.now,
+        help_text=_("When reconcile may enqueue a never-claimed run again."),
+    )
     rerun_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns"
     )
@@ -318,6 +343,18 @@ class WorkflowRun(SubjectMixin):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["status", "created_at"], name="scout_run_status_created"),
+            models.Index(fields=["created_at"], name="scout_run_created"),
+            models.Index(fields=["status", "started_at"], name="scout_run_status_started"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending", start_claimed_at__isnull=True),
+                name="scout_run_start_due",
+            ),
+            models.Index(
+                fields=["start_claimed_at"],
+                condition=models.Q(status="pending"),
+                name="scout_run_claimed",
+            ),
             models.Index(fields=["workflow_id", "created_at"], name="scout_run_wf_created"),
             models.Index(
                 fields=["subject_content_type", "subject_object_id"], name="scout_run_subject"
@@ -365,6 +402,7 @@ class WorkflowRunEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "sequence"], name="scout_run_event_unique_seq")
         ]
+        indexes = [models.Index(fields=["created_at"], name="scout_run_event_created")]
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.name}"

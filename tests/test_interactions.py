@@ -397,10 +397,9 @@ def test_reconcile_restarts_never_started_interactions(mock_scout: MockScout) ->
     with mock.patch("django_scout.tasks.start_interaction_task.apply_async", side_effect=OSError):
         interaction = start_interaction("agent-1", "hello")
     assert mock_scout.start_requests() == []
-    Interaction.objects.filter(pk=interaction.pk).update(
-        created_at=timezone.now() - timedelta(minutes=5)
-    )
-    assert services.reconcile().requeued_starts == [str(interaction.pk)]
+    assert services.reconcile().requeued_starts == []  # not due before RECONCILE_GRACE
+    later = timezone.now() + timedelta(minutes=2)
+    assert services.reconcile(now=later).requeued_starts == [str(interaction.pk)]
     interaction.refresh_from_db()
     assert interaction.status == "accepted"
 

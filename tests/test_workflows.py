@@ -319,8 +319,9 @@ def test_reconcile_reenqueues_runs_the_broker_lost(fake_scout: FakeScout) -> Non
     with mock.patch.object(tasks.run_workflow_task, "apply_async", side_effect=OSError("down")):
         run = run_workflow("wf")
     assert fresh(run).status == "pending"
-    WorkflowRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=5))
-    assert services.reconcile().requeued_runs == [str(run.pk)]
+    assert services.reconcile().requeued_runs == []  # not due before RECONCILE_GRACE
+    later = timezone.now() + timedelta(minutes=2)
+    assert services.reconcile(now=later).requeued_runs == [str(run.pk)]
     assert fresh(run).status == "succeeded"
 
 

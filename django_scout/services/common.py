@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -152,16 +152,26 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
-def chunks(values: Iterable[Any], size: int = 500) -> Iterator[list[Any]]:
-    """``values`` in lists of at most ``size`` (to keep ``IN (...)`` queries bounded)."""
-    chunk: list[Any] = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+#: Rows deleted per statement by :func:`delete_in_batches`.
+DELETE_BATCH = 2000
+
+
+def delete_in_batches(queryset: QuerySet[Any]) -> int:
+    """Delete every row of ``queryset``, :data:`DELETE_BATCH` at a time; returns how many.
+
+    Each batch is one ``SELECT`` of primary keys and one ``DELETE``, so a large prune never
+    holds one huge transaction, and a prune with nothing to delete is one query.
+    """
+    deleted: int = 0
+    model = queryset.model
+    while True:
+        pks = list(queryset.order_by().values_list("pk", flat=True)[:DELETE_BATCH])
+        if not pks:
+            return deleted
+        count: int = model.objects.filter(pk__in=pks).delete()[0]
+        deleted += count
+        if len(pks) < DELETE_BATCH:
+            return deleted
 
 
 @dataclass

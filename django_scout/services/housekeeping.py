@@ -16,14 +16,19 @@ __all__ = ["ReconcileReport", "prune", "reconcile"]
 def reconcile(now: datetime | None = None) -> ReconcileReport:
     """Repair what a down broker, a dead worker or a lost callback left behind.
 
-    - pending interactions and runs never claimed for ``RECONCILE_GRACE`` seconds: their task
-      is enqueued again (the broker was down when they were created);
-    - callback deliveries not processed for ``RECONCILE_GRACE`` seconds: processing enqueued
-      again (this also matches orphans whose interaction has since been accepted);
+    - pending interactions and runs never claimed, and callback deliveries not processed,
+      whose ``next_attempt_at`` has come (``RECONCILE_GRACE`` after they were created or
+      received, then after pauses that double up to an hour): their task is enqueued again
+      (the broker was down, or an orphan callback's interaction has since been accepted);
+    - callback deliveries still unprocessed ``CALLBACK_DEADLINE`` after they arrived:
+      abandoned;
     - interactions accepted (or started but unconfirmed) longer than ``CALLBACK_DEADLINE`` ago
-      with no callback: failed with ``error_code="callback_timeout"``;
+      and not finished: failed with ``error_code="callback_timeout"``;
     - runs started longer than ``RUN_DEADLINE`` ago with no outcome: failed with
       ``error_code="run_timeout"``.
+
+    Every query is indexed and reads a bounded batch: a run with nothing due is a handful of
+    queries whatever the history.
     """
     now = now or timezone.now()
     report = ReconcileReport()
@@ -34,11 +39,12 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
 
 def prune(older_than_days: int, now: datetime | None = None) -> dict[str, int]:
     """Delete the events of interactions and runs finished more than ``older_than_days`` ago
-    and the callback deliveries processed before then.
+    (events stored before then) and the callback deliveries that ended before then
+    (processed, failed or abandoned).
 
-    Interactions and runs themselves are kept (they are the host's record); unprocessed
-    deliveries are never deleted. Returns how many ``events``, ``run_events`` and
-    ``deliveries`` went.
+    Interactions and runs themselves are kept (they are the host's record); pending
+    deliveries are never deleted. The cost follows what is deleted, not the history kept.
+    Returns how many ``events``, ``run_events`` and ``deliveries`` went.
     """
     if older_than_days < 0:
         raise ValueError("older_than_days must be zero or more")

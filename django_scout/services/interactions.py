@@ -35,7 +35,7 @@ from .common import (
     RetryLater,
     aware,
     check_json_object,
-    chunks,
+    delete_in_batches,
     enqueue_after_commit,
     error_code_for,
     get_client,
@@ -43,6 +43,7 @@ from .common import (
     send_robust,
     signal_after_commit,
 )
+from .due import fail_overdue, requeue_delay, requeue_due
 from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
@@ -66,7 +67,6 @@ __all__ = [
     "reconcile_interactions",
     "record_callback",
     "release_start_claim",
-    "requeue_delay",
     "start_interaction",
     "store_events",
     "store_start_outcome",
@@ -123,6 +123,7 @@ def start_interaction(
         metadata=clean_metadata,
         variables=clean_variables,
         tags=clean_tags,
+        next_attempt_at=timezone.now() + _grace(),
     )
     interaction.set_subject(subject)
     with transaction.atomic():
@@ -155,7 +156,9 @@ def claim_start(interaction_id: UUID | str) -> Interaction | None:
 def release_start_claim(interaction_id: UUID | str, reason: str) -> None:
     """Give the claim back after a failure that proves Scout did not start anything."""
     Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
-        start_claimed_at=None, error_message=scrub_text(reason)
+        start_claimed_at=None,
+        error_message=scrub_text(reason),
+        next_attempt_at=timezone.now() + _grace(),
     )
 
 
@@ -206,7 +209,6 @@ def _fail(
     message: str,
     *,
     from_statuses: tuple[str, ...],
-    now: datetime | None = None,
 ) -> bool:
     """Move an interaction in one of ``from_statuses`` to ``failed``; signals once on success."""
     with transaction.atomic():
@@ -214,7 +216,7 @@ def _fail(
             status=FAILED,
             error_code=code,
             error_message=scrub_text(message),
-            completed_at=now or timezone.now(),
+            completed_at=timezone.now(),
         )
         if changed:
             _signal_interaction_after_commit(
@@ -415,25 +417,8 @@ class ProcessOutcome:
     GAVE_UP = "gave_up"
 
 
-#: The longest pause between two enqueues of a delivery that is still pending.
-MAX_REQUEUE_INTERVAL = timedelta(hours=1)
-
-
 def _grace() -> timedelta:
     return timedelta(seconds=scout_settings().RECONCILE_GRACE)
-
-
-def requeue_delay(age: timedelta) -> timedelta:
-    """How long a pending delivery of ``age`` waits before reconcile enqueues it again.
-
-    ``RECONCILE_GRACE`` doubled until it reaches the delivery's age, at most an hour: a
-    delivery is enqueued again after about as long as it has already waited, so a backlog
-    is never republished in a storm.
-    """
-    delay = max(_grace(), timedelta(seconds=1))
-    while delay < age and delay < MAX_REQUEUE_INTERVAL:
-        delay *= 2
-    return min(delay, MAX_REQUEUE_INTERVAL)
 
 
 def _finish_delivery(
@@ -638,27 +623,35 @@ def fetch_events(interaction: Interaction, events_url: str | None = None) -> int
 def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
     """Reconcile interactions and deliveries (see :func:`.housekeeping.reconcile`)."""
     conf = scout_settings()
-    grace_cutoff = now - timedelta(seconds=conf.RECONCILE_GRACE)
     deadline_cutoff = now - timedelta(seconds=conf.CALLBACK_DEADLINE)
 
-    stale_starts = Interaction.objects.filter(
-        status=PENDING, start_claimed_at__isnull=True, created_at__lte=grace_cutoff
-    ).values_list("pk", flat=True)
-    for interaction_id in stale_starts.iterator():
-        report.requeued_starts.append(str(interaction_id))
-        enqueue_after_commit("start_interaction_task", str(interaction_id))
+    never_claimed = Interaction.objects.filter(status=PENDING, start_claimed_at__isnull=True)
+    report.requeued_starts.extend(
+        str(pk) for pk in requeue_due(never_claimed, "created_at", now, "start_interaction_task")
+    )
 
     report.abandoned_deliveries += _abandon_deliveries(now, deadline_cutoff)
-    report.requeued_deliveries.extend(_requeue_due_deliveries(now))
+    pending_deliveries = CallbackDelivery.objects.filter(processed_at__isnull=True)
+    report.requeued_deliveries.extend(
+        requeue_due(pending_deliveries, "received_at", now, "process_callback_task", as_arg=int)
+    )
 
-    overdue = Interaction.objects.filter(
-        Q(status=ACCEPTED, accepted_at__lte=deadline_cutoff)
-        | Q(status=PENDING, start_claimed_at__lte=deadline_cutoff)
-    ).values_list("pk", "status")
     message = f"no callback from Scout within CALLBACK_DEADLINE ({conf.CALLBACK_DEADLINE}s)"
-    for interaction_id, status in list(overdue):
-        if _fail(interaction_id, "callback_timeout", message, from_statuses=(status,), now=now):
-            report.timed_out.append(str(interaction_id))
+    for overdue in (
+        Interaction.objects.filter(status=ACCEPTED, accepted_at__lte=deadline_cutoff),
+        Interaction.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
+    ):
+        timed_out = fail_overdue(
+            overdue,
+            signal_queryset=Interaction.objects.select_related("session"),
+            kwarg="interaction",
+            signal_names=("interaction_failed", "interaction_completed"),
+            status=FAILED,
+            error_code="callback_timeout",
+            error_message=message,
+            completed_at=now,
+        )
+        report.timed_out.extend(str(pk) for pk in timed_out)
 
 
 def _abandon_deliveries(now: datetime, deadline_cutoff: datetime) -> int:
@@ -682,47 +675,17 @@ def _abandon_deliveries(now: datetime, deadline_cutoff: datetime) -> int:
     )
 
 
-#: Deliveries read and updated per query when reconcile enqueues due ones.
-REQUEUE_BATCH = 500
-
-
-def _requeue_due_deliveries(now: datetime) -> list[int]:
-    """Enqueue the processing of every pending delivery whose ``next_attempt_at`` has come.
-
-    Each is pushed back by :func:`requeue_delay` in the same pass, so it is enqueued again
-    only after another (doubling) pause. Two queries per batch, plus one per delay group.
-    """
-    requeued: list[int] = []
-    seen: set[int] = set()
-    due = CallbackDelivery.objects.filter(processed_at__isnull=True, next_attempt_at__lte=now)
-    while True:
-        rows = due.order_by("next_attempt_at").values_list("pk", "received_at")[:REQUEUE_BATCH]
-        # A task run inline (eager mode) may make a row due again; each goes once per run.
-        batch = [(pk, received_at) for pk, received_at in rows if pk not in seen]
-        if not batch:
-            return requeued
-        seen.update(pk for pk, _ in batch)
-        by_delay: dict[timedelta, list[int]] = {}
-        for delivery_id, received_at in batch:
-            by_delay.setdefault(requeue_delay(now - received_at), []).append(delivery_id)
-        for delay, ids in by_delay.items():
-            CallbackDelivery.objects.filter(pk__in=ids).update(next_attempt_at=now + delay)
-        for delivery_id, _ in batch:
-            requeued.append(delivery_id)
-            enqueue_after_commit("process_callback_task", delivery_id)
-
-
 def prune_interactions(cutoff: datetime) -> dict[str, int]:
-    """Delete events of interactions finished before ``cutoff`` and deliveries processed
-    before it (see :func:`.housekeeping.prune`)."""
-    finished = Interaction.objects.filter(
-        status__in=InteractionStatus.terminal(), completed_at__lt=cutoff
-    ).values_list("pk", flat=True)
-    events_deleted = 0
-    for chunk in chunks(finished.iterator()):
-        deleted, _ = InteractionEvent.objects.filter(interaction_id__in=chunk).delete()
-        events_deleted += deleted
-    deliveries_deleted, _ = CallbackDelivery.objects.filter(
-        processed_at__isnull=False, processed_at__lt=cutoff
-    ).delete()
-    return {"events": events_deleted, "deliveries": deliveries_deleted}
+    """Delete events older than ``cutoff`` of interactions finished before it, and deliveries
+    (processed, failed or abandoned) that ended before it (see :func:`.housekeeping.prune`).
+
+    Driven by the events' ``created_at`` and the deliveries' ``processed_at`` indexes, so the
+    cost follows what is deleted, not the history kept.
+    """
+    events = InteractionEvent.objects.filter(
+        created_at__lt=cutoff,
+        interaction__status__in=InteractionStatus.terminal(),
+        interaction__completed_at__lt=cutoff,
+    )
+    deliveries = CallbackDelivery.objects.filter(processed_at__lt=cutoff)
+    return {"events": delete_in_batches(events), "deliveries": delete_in_batches(deliveries)}

@@ -18,7 +18,8 @@ from typing import Any
 from uuid import UUID
 
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ..client import (
@@ -36,13 +37,14 @@ from .common import (
     RetryLater,
     check_json_object,
     check_json_value,
-    chunks,
+    delete_in_batches,
     enqueue_after_commit,
     error_code_for,
     get_client,
     parse_timestamp,
     signal_after_commit,
 )
+from .due import fail_overdue, requeue_due
 from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
@@ -91,8 +93,13 @@ def _check_environment(environment: Any) -> str:
     return str(environment)
 
 
+def _grace() -> timedelta:
+    return timedelta(seconds=scout_settings().RECONCILE_GRACE)
+
+
 def _save_and_enqueue(run: WorkflowRun, subject: models.Model | None) -> WorkflowRun:
     run.set_subject(subject)
+    run.next_attempt_at = timezone.now() + _grace()
     with transaction.atomic():
         run.save()
         enqueue_after_commit("run_workflow_task", str(run.pk))
@@ -224,6 +231,7 @@ def rerun(run: WorkflowRun) -> WorkflowRun:
         subject_content_type=run.subject_content_type,
         subject_object_id=run.subject_object_id,
         rerun_of=run,
+        next_attempt_at=timezone.now() + _grace(),
     )
     with transaction.atomic():
         copy.save()
@@ -249,7 +257,9 @@ def claim_run(run_id: UUID | str) -> WorkflowRun | None:
 def release_run_claim(run_id: UUID | str, reason: str) -> None:
     """Give the claim back after a failure that proves Scout started nothing."""
     WorkflowRun.objects.filter(pk=run_id, status=PENDING).update(
-        start_claimed_at=None, error_message=scrub_text(reason)
+        start_claimed_at=None,
+        error_message=scrub_text(reason),
+        next_attempt_at=timezone.now() + _grace(),
     )
 
 
@@ -500,34 +510,36 @@ def _finish_app_stream(run: WorkflowRun, *, ended_with_done: bool) -> None:
 def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
     """Re-enqueue runs whose task never ran; fail runs stuck past ``RUN_DEADLINE``."""
     conf = scout_settings()
-    grace_cutoff = now - timedelta(seconds=conf.RECONCILE_GRACE)
     deadline_cutoff = now - timedelta(seconds=conf.RUN_DEADLINE)
-    never_started = WorkflowRun.objects.filter(
-        status=PENDING, start_claimed_at__isnull=True, created_at__lte=grace_cutoff
-    ).values_list("pk", flat=True)
-    for run_id in never_started.iterator():
-        report.requeued_runs.append(str(run_id))
-        enqueue_after_commit("run_workflow_task", str(run_id))
-    stuck = WorkflowRun.objects.filter(
-        Q(status=RUNNING, started_at__lte=deadline_cutoff)
-        | Q(status=PENDING, start_claimed_at__lte=deadline_cutoff)
-    ).values_list("pk", flat=True)
-    for run_id in list(stuck):
-        if fail_run(
-            run_id,
-            "run_timeout",
-            f"no outcome within RUN_DEADLINE ({conf.RUN_DEADLINE}s); the worker may have died",
-        ):
-            report.timed_out_runs.append(str(run_id))
+    never_claimed = WorkflowRun.objects.filter(status=PENDING, start_claimed_at__isnull=True)
+    report.requeued_runs.extend(
+        str(pk) for pk in requeue_due(never_claimed, "created_at", now, "run_workflow_task")
+    )
+    message = f"no outcome within RUN_DEADLINE ({conf.RUN_DEADLINE}s); the worker may have died"
+    for stuck in (
+        WorkflowRun.objects.filter(status=RUNNING, started_at__lte=deadline_cutoff),
+        WorkflowRun.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
+    ):
+        timed_out = fail_overdue(
+            stuck,
+            signal_queryset=WorkflowRun.objects.all(),
+            kwarg="run",
+            signal_names=("workflow_run_failed", "workflow_run_completed"),
+            status=FAILED,
+            error_code="run_timeout",
+            error_message=message,
+            completed_at=now,
+            started_at=Coalesce(F("started_at"), Value(now)),
+        )
+        report.timed_out_runs.extend(str(pk) for pk in timed_out)
 
 
 def prune_runs(cutoff: datetime) -> int:
-    """Delete the events of runs finished before ``cutoff``; returns how many."""
-    finished = WorkflowRun.objects.filter(
-        status__in=(SUCCEEDED, FAILED), completed_at__lt=cutoff
-    ).values_list("pk", flat=True)
-    deleted_total = 0
-    for chunk in chunks(finished.iterator()):
-        deleted, _ = WorkflowRunEvent.objects.filter(run_id__in=chunk).delete()
-        deleted_total += deleted
-    return deleted_total
+    """Delete events older than ``cutoff`` of runs finished before it; returns how many."""
+    return delete_in_batches(
+        WorkflowRunEvent.objects.filter(
+            created_at__lt=cutoff,
+            run__status__in=(SUCCEEDED, FAILED),
+            run__completed_at__lt=cutoff,
+        )
+    )

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 from django_scout import services, tasks
@@ -217,8 +219,8 @@ def test_run_enqueued_while_broker_down_is_picked_up_by_reconcile(
     run.refresh_from_db()
     assert run.status == "pending"  # saved, but no task was enqueued
     publisher.reset()  # reconcile runs in beat's worker, whose publisher saw no failure
-    with override_settings(SCOUT={**integration_scout_settings, "RECONCILE_GRACE": 0}):
-        services.reconcile()
+    grace = timedelta(seconds=integration_scout_settings.get("RECONCILE_GRACE", 60) + 1)
+    assert services.reconcile(now=timezone.now() + grace).requeued_runs == [str(run.pk)]
     assert terminal(run, timeout=5).status == "succeeded"
     assert len(stack.workflow_runs) == 1
 

@@ -1,0 +1,123 @@
+"""Work that is due again: what reconcile enqueues and what it ends, in bounded batches.
+
+Every query here is served by an index and reads at most :data:`BATCH` rows, so a reconcile run
+costs a few queries when nothing is due and grows with the work that is due, never with the
+history.
+
+- :func:`requeue_due` enqueues the task of each row whose ``next_attempt_at`` has come and
+  pushes the row back by :func:`requeue_delay` (a pause that doubles with the row's age, at
+  most an hour), so a backlog is republished after ever longer pauses, never on every run;
+- :func:`fail_overdue` moves rows past their deadline to ``failed`` in batches: the batch is
+  locked (``SELECT … FOR UPDATE SKIP LOCKED`` where the database has it), updated with one
+  statement, and its signals are sent after the commit with the rows read in one query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from .. import signals
+from ..conf import scout_settings
+from .common import enqueue_after_commit, send_robust
+
+__all__ = ["BATCH", "MAX_REQUEUE_INTERVAL", "fail_overdue", "requeue_delay", "requeue_due"]
+
+#: Rows read, updated or enqueued per query.
+BATCH = 500
+
+#: The longest pause between two enqueues of work that is still due.
+MAX_REQUEUE_INTERVAL = timedelta(hours=1)
+
+
+def requeue_delay(age: timedelta) -> timedelta:
+    """How long work of ``age`` waits before reconcile enqueues it again.
+
+    ``RECONCILE_GRACE`` doubled until it reaches the work's age, at most an hour: work is
+    enqueued again after about as long as it has already waited.
+    """
+    delay = max(timedelta(seconds=scout_settings().RECONCILE_GRACE), timedelta(seconds=1))
+    while delay < age and delay < MAX_REQUEUE_INTERVAL:
+        delay *= 2
+    return min(delay, MAX_REQUEUE_INTERVAL)
+
+
+def requeue_due(
+    queryset: QuerySet[Any],
+    since_field: str,
+    now: datetime,
+    task_name: str,
+    as_arg: Callable[[Any], Any] = str,
+) -> list[Any]:
+    """Enqueue ``task_name`` for every row of ``queryset`` whose ``next_attempt_at`` has come.
+
+    ``since_field`` is when the work began (its age sets the next pause); ``as_arg`` turns a
+    primary key into the task's argument. Returns the primary keys enqueued. Two queries per
+    :data:`BATCH` rows, plus one per distinct pause.
+    """
+    requeued: list[Any] = []
+    seen: set[Any] = set()
+    due = queryset.filter(next_attempt_at__lte=now).order_by("next_attempt_at")
+    while True:
+        rows = list(due.values_list("pk", since_field)[:BATCH])
+        # A task run inline (eager mode) may make a row due again; each goes once per run.
+        batch = [(pk, since) for pk, since in rows if pk not in seen]
+        if not batch:
+            return requeued
+        seen.update(pk for pk, _ in batch)
+        by_delay: dict[timedelta, list[Any]] = {}
+        for pk, since in batch:
+            by_delay.setdefault(requeue_delay(now - since), []).append(pk)
+        for delay, pks in by_delay.items():
+            queryset.model.objects.filter(pk__in=pks).update(next_attempt_at=now + delay)
+        for pk, _ in batch:
+            requeued.append(pk)
+            enqueue_after_commit(task_name, as_arg(pk))
+        if len(rows) < BATCH:
+            return requeued
+
+
+def fail_overdue(
+    candidates: QuerySet[Any],
+    *,
+    signal_queryset: QuerySet[Any],
+    kwarg: str,
+    signal_names: Iterable[str],
+    **fields: Any,
+) -> list[Any]:
+    """Set ``fields`` (a ``failed`` status and its error) on every row of ``candidates``.
+
+    ``candidates`` must select rows that ``fields`` takes out of it (their status changes), so
+    each batch is new. Each batch is one transaction: lock, one ``UPDATE``, and the named
+    signals sent after the commit with the rows read from ``signal_queryset`` in one query.
+    Returns the primary keys changed.
+    """
+    changed: list[Any] = []
+    names = tuple(signal_names)
+    while True:
+        with transaction.atomic():
+            pks = list(
+                candidates.order_by()
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:BATCH]
+            )
+            if not pks:
+                return changed
+            candidates.filter(pk__in=pks).update(**fields)
+            _signal_each_after_commit(signal_queryset, pks, kwarg, names)
+        changed.extend(pks)
+
+
+def _signal_each_after_commit(
+    queryset: QuerySet[Any], pks: list[Any], kwarg: str, names: tuple[str, ...]
+) -> None:
+    def send() -> None:
+        for obj in queryset.filter(pk__in=pks):
+            for name in names:
+                send_robust(getattr(signals, name), queryset.model, **{kwarg: obj})
+
+    transaction.on_commit(send)

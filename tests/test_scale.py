@@ -1,0 +1,308 @@
+"""Costs grow with the work, not with the history: reconcile and prune, counted in queries.
+
+Each test runs the same work against a small and a ten-times larger history of finished
+interactions, runs, events and deliveries and asserts the number of queries is the same. On
+PostgreSQL, every statement they run is also checked with ``EXPLAIN`` to be served by an index.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.db import connection
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_scout import services
+from django_scout.models import (
+    CallbackDelivery,
+    DeliveryState,
+    Interaction,
+    InteractionEvent,
+    Session,
+    WorkflowRun,
+    WorkflowRunEvent,
+)
+from tests.helpers import UNIT_SCOUT
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SMALL, LARGE = 30, 300
+
+
+@pytest.fixture(autouse=True)
+def _settings() -> Iterator[None]:
+    with (
+        override_settings(SCOUT=UNIT_SCOUT),
+        # Reconcile enqueues; what the tasks then do is not reconcile's cost.
+        mock_publish(),
+    ):
+        yield
+
+
+def mock_publish() -> Any:
+    from unittest import mock
+
+    return mock.patch("django_scout.services.publishing.TaskPublisher.publish", return_value=True)
+
+
+def seed_history(size: int, *, days_ago: int = 2) -> None:
+    """``size`` finished interactions (with events and a processed delivery) and runs."""
+    done = timezone.now() - timedelta(days=days_ago)
+    session = Session.objects.create(session_id=f"sess-history-{size}", agent_id="agent")
+    interactions = [
+        Interaction(
+            agent_id="agent",
+            session=session,
+            status="succeeded",
+            messages=[{"content": "x"}],
+            accepted_at=done,
+            completed_at=done,
+            next_attempt_at=None,
+        )
+        for _ in range(size)
+    ]
+    Interaction.objects.bulk_create(interactions)
+    InteractionEvent.objects.bulk_create(
+        InteractionEvent(interaction=interaction, sequence=seq, name="message", data={"i": seq})
+        for interaction in interactions
+        for seq in range(3)
+    )
+    CallbackDelivery.objects.bulk_create(
+        CallbackDelivery(
+            callback_event_id=str(uuid.uuid4()),
+            interaction=interaction,
+            session_id=session.session_id,
+            status="succeeded",
+            payload={},
+            raw_body="{}",
+            state=DeliveryState.PROCESSED,
+            processed_at=done,
+            next_attempt_at=None,
+        )
+        for interaction in interactions
+    )
+    runs = [
+        WorkflowRun(workflow_id="wf", status="succeeded", completed_at=done, next_attempt_at=None)
+        for _ in range(size)
+    ]
+    WorkflowRun.objects.bulk_create(runs)
+    WorkflowRunEvent.objects.bulk_create(
+        WorkflowRunEvent(run=run, sequence=seq, name="workflow_run_started")
+        for run in runs
+        for seq in range(2)
+    )
+    # Events are stored before the interaction finished; they were created "now" above.
+    InteractionEvent.objects.update(created_at=done)
+    WorkflowRunEvent.objects.update(created_at=done)
+
+
+def seed_due_work(now: Any) -> None:
+    """A fixed amount of work reconcile must act on: 2 of each kind."""
+    old = now - timedelta(days=2)
+    for i in range(2):
+        Interaction.objects.create(
+            agent_id="agent", messages=[{"content": "x"}], next_attempt_at=old
+        )  # never claimed
+        Interaction.objects.create(
+            agent_id="agent",
+            messages=[{"content": "x"}],
+            status="accepted",
+            accepted_at=old,
+            next_attempt_at=None,
+        )  # overdue
+        CallbackDelivery.objects.create(
+            callback_event_id=f"due-{i}-{uuid.uuid4()}",
+            session_id="sess-unmatched",
+            status="succeeded",
+            payload={},
+            raw_body="{}",
+            next_attempt_at=now - timedelta(minutes=1),
+        )  # due again
+        WorkflowRun.objects.create(workflow_id="wf", next_attempt_at=old)  # never claimed
+        WorkflowRun.objects.create(
+            workflow_id="wf", status="running", started_at=old, next_attempt_at=None
+        )  # stuck
+
+
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def count_queries(work: Callable[[], Any]) -> tuple[int, list[str]]:
+    """How many statements ``work`` sends (transaction control not counted), and their SQL."""
+    with CaptureQueriesContext(connection) as captured:
+        work()
+    statements = [
+        query["sql"]
+        for query in captured.captured_queries
+        if not query["sql"].lstrip().upper().startswith(TRANSACTION_CONTROL)
+    ]
+    return len(statements), statements
+
+
+def measure(size: int, prepare: Callable[[], Any], work: Callable[[], Any]) -> int:
+    seed_history(size)
+    prepare()
+    count, _ = count_queries(work)
+    return count
+
+
+def flush() -> None:
+    for model in (
+        InteractionEvent,
+        WorkflowRunEvent,
+        CallbackDelivery,
+        Interaction,
+        WorkflowRun,
+        Session,
+    ):
+        model.objects.all().delete()
+
+
+def same_cost(prepare: Callable[[], Any], work: Callable[[], Any]) -> int:
+    small = measure(SMALL, prepare, work)
+    flush()
+    large = measure(LARGE, prepare, work)
+    assert small == large, f"{small} queries with {SMALL} rows of history, {large} with {LARGE}"
+    return small
+
+
+def test_reconcile_with_nothing_due_is_a_handful_of_queries_whatever_the_history() -> None:
+    count = same_cost(lambda: None, services.reconcile)
+    # starts due, deliveries abandoned and due, overdue accepted and pending, runs due,
+    # runs stuck running and pending: one indexed statement each
+    assert count == 8, count
+
+
+def test_reconcile_costs_follow_the_due_work_not_the_history() -> None:
+    now = timezone.now()
+    count = same_cost(lambda: seed_due_work(now), lambda: services.reconcile(now=now))
+    assert count <= 25, count
+
+
+def test_reconcile_acts_on_every_kind_of_due_work() -> None:
+    now = timezone.now()
+    seed_history(SMALL)
+    seed_due_work(now)
+    report = services.reconcile(now=now)
+    assert (len(report.requeued_starts), len(report.timed_out)) == (2, 2)
+    assert (len(report.requeued_deliveries), len(report.requeued_runs)) == (2, 2)
+    assert len(report.timed_out_runs) == 2
+    again = services.reconcile(now=now)  # everything was pushed back or ended
+    assert again.as_dict() == {
+        "requeued_starts": [],
+        "requeued_deliveries": [],
+        "abandoned_deliveries": 0,
+        "timed_out": [],
+        "requeued_runs": [],
+        "timed_out_runs": [],
+    }
+
+
+def test_prune_with_nothing_to_delete_costs_the_same_whatever_the_history() -> None:
+    # History finished 2 days ago; a 30-day prune has nothing to delete.
+    count = same_cost(lambda: None, lambda: services.prune(30))
+    assert count == 3, count
+
+
+def test_prune_costs_follow_what_it_deletes() -> None:
+    def recent_finished_interaction() -> None:
+        old = timezone.now() - timedelta(days=40)
+        interaction = Interaction.objects.create(
+            agent_id="agent",
+            messages=[{"content": "x"}],
+            status="failed",
+            completed_at=old,
+            next_attempt_at=None,
+        )
+        InteractionEvent.objects.bulk_create(
+            InteractionEvent(interaction=interaction, sequence=seq) for seq in range(5)
+        )
+        InteractionEvent.objects.filter(interaction=interaction).update(created_at=old)
+
+    deleted: list[dict[str, int]] = []
+    count = same_cost(recent_finished_interaction, lambda: deleted.append(services.prune(30)))
+    assert deleted == [{"events": 5, "run_events": 0, "deliveries": 0}] * 2
+    assert count == 4, count  # select + delete the events; deliveries and run events: none
+
+
+def test_prune_deletes_all_it_should_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django_scout.services import common
+
+    monkeypatch.setattr(common, "DELETE_BATCH", 7)
+    seed_history(SMALL, days_ago=40)
+    result = services.prune(30)
+    assert result == {"events": 3 * SMALL, "run_events": 2 * SMALL, "deliveries": SMALL}
+    assert not InteractionEvent.objects.exists()
+    assert Interaction.objects.count() == SMALL  # the host's record stays
+
+
+# --- PostgreSQL: every statement is served by an index ------------------------------------
+
+
+#: A whole partial index is the work due (pending rows only), never the history.
+PARTIAL_INDEXES = {
+    index.name
+    for model in apps.get_app_config("django_scout").get_models()
+    for index in model._meta.indexes
+    if index.condition is not None
+}
+
+
+def unindexed_scans(sql: str) -> list[str]:
+    """Scans of django-scout tables in ``sql``'s plan that no index condition narrows."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+        (plan,) = cursor.fetchone()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    problems: list[str] = []
+
+    def walk(node: dict[str, Any], limited: bool) -> None:
+        relation = node.get("Relation Name", "")
+        kind = node["Node Type"]
+        # Reading an index in order under a LIMIT stops after the limit: bounded too.
+        narrowed = "Index Cond" in node or limited or node.get("Index Name") in PARTIAL_INDEXES
+        if relation.startswith("django_scout_"):
+            if kind == "Seq Scan":
+                problems.append(f"{kind} on {relation}")
+            elif kind in ("Index Scan", "Index Only Scan") and not narrowed:
+                problems.append(f"{kind} on {relation} without an index condition")
+        if kind == "Bitmap Index Scan" and not narrowed:
+            problems.append(f"{kind} {node.get('Index Name')} without an index condition")
+        for child in node.get("Plans", []):
+            walk(child, limited or kind == "Limit")
+
+    walk(plan[0]["Plan"], False)
+    return problems
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN checks run on PostgreSQL")
+def test_every_reconcile_and_prune_statement_uses_an_index() -> None:
+    now = timezone.now()
+    seed_history(SMALL, days_ago=40)
+    seed_due_work(now)
+    _, statements = count_queries(lambda: services.reconcile(now=now))
+    _, pruning = count_queries(lambda: services.prune(30))
+    checked = 0
+    failures = {}
+    for sql in statements + pruning:
+        if not sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
+            continue
+        from django.db import transaction
+
+        with transaction.atomic():
+            problems = unindexed_scans(sql)
+        checked += 1
+        if problems:
+            failures[sql] = problems
+    assert checked >= 10
+    assert failures == {}
