@@ -31,6 +31,26 @@ class InteractionStatus(models.TextChoices):
         return (cls.SUCCEEDED.value, cls.FAILED.value)
 
 
+def start_indexes(prefix: str) -> list[models.Index]:
+    """The indexes reconcile reads pending starts by (both partial: pending rows only).
+
+    ``<prefix>_start_due``: never claimed, by ``next_attempt_at``; ``<prefix>_claimed``: claimed,
+    by ``start_claimed_at`` (to fail those past their deadline).
+    """
+    return [
+        models.Index(
+            fields=["next_attempt_at"],
+            condition=models.Q(status="pending", start_claimed_at__isnull=True),
+            name=f"{prefix}_start_due",
+        ),
+        models.Index(
+            fields=["start_claimed_at"],
+            condition=models.Q(status="pending"),
+            name=f"{prefix}_claimed",
+        ),
+    ]
+
+
 class SubjectMixin(models.Model):
     """An optional generic link to any host record (``subject``)."""
 
@@ -133,16 +153,7 @@ class Interaction(SubjectMixin):
             models.Index(fields=["status", "accepted_at"], name="scout_inter_status_acc"),
             models.Index(fields=["status", "created_at"], name="scout_inter_status_created"),
             models.Index(fields=["created_at"], name="scout_inter_created"),
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=models.Q(status="pending", start_claimed_at__isnull=True),
-                name="scout_inter_start_due",
-            ),
-            models.Index(
-                fields=["start_claimed_at"],
-                condition=models.Q(status="pending"),
-                name="scout_inter_claimed",
-            ),
+            *start_indexes("scout_inter"),
             models.Index(fields=["agent_id", "created_at"], name="scout_inter_agent_created"),
             models.Index(
                 fields=["subject_content_type", "subject_object_id"],
@@ -345,16 +356,7 @@ class WorkflowRun(SubjectMixin):
             models.Index(fields=["status", "created_at"], name="scout_run_status_created"),
             models.Index(fields=["created_at"], name="scout_run_created"),
             models.Index(fields=["status", "started_at"], name="scout_run_status_started"),
-            models.Index(
-                fields=["next_attempt_at"],
-                condition=models.Q(status="pending", start_claimed_at__isnull=True),
-                name="scout_run_start_due",
-            ),
-            models.Index(
-                fields=["start_claimed_at"],
-                condition=models.Q(status="pending"),
-                name="scout_run_claimed",
-            ),
+            *start_indexes("scout_run"),
             models.Index(fields=["workflow_id", "created_at"], name="scout_run_wf_created"),
             models.Index(
                 fields=["subject_content_type", "subject_object_id"], name="scout_run_subject"

@@ -82,34 +82,35 @@ def requeue_due(
 
 
 def fail_overdue(
-    candidates: QuerySet[Any],
-    *,
+    *candidates: QuerySet[Any],
     signal_queryset: QuerySet[Any],
     kwarg: str,
     signal_names: Iterable[str],
     **fields: Any,
-) -> list[Any]:
-    """Set ``fields`` (a ``failed`` status and its error) on every row of ``candidates``.
+) -> list[str]:
+    """Set ``fields`` (a ``failed`` status and its error) on every row of each of ``candidates``.
 
-    ``candidates`` must select rows that ``fields`` takes out of it (their status changes), so
+    Each queryset must select rows that ``fields`` takes out of it (their status changes), so
     each batch is new. Each batch is one transaction: lock, one ``UPDATE``, and the named
     signals sent after the commit with the rows read from ``signal_queryset`` in one query.
-    Returns the primary keys changed.
+    Returns the primary keys changed, as strings.
     """
-    changed: list[Any] = []
+    changed: list[str] = []
     names = tuple(signal_names)
-    while True:
-        with transaction.atomic():
-            pks = list(
-                candidates.order_by()
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:BATCH]
-            )
-            if not pks:
-                return changed
-            candidates.filter(pk__in=pks).update(**fields)
-            _signal_each_after_commit(signal_queryset, pks, kwarg, names)
-        changed.extend(pks)
+    for queryset in candidates:
+        while True:
+            with transaction.atomic():
+                pks = list(
+                    queryset.order_by()
+                    .select_for_update(skip_locked=True)
+                    .values_list("pk", flat=True)[:BATCH]
+                )
+                if not pks:
+                    break
+                queryset.filter(pk__in=pks).update(**fields)
+                _signal_each_after_commit(signal_queryset, pks, kwarg, names)
+            changed.extend(str(pk) for pk in pks)
+    return changed
 
 
 def _signal_each_after_commit(

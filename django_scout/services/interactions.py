@@ -636,22 +636,21 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
         requeue_due(pending_deliveries, "received_at", now, "process_callback_task", as_arg=int)
     )
 
-    message = f"no callback from Scout within CALLBACK_DEADLINE ({conf.CALLBACK_DEADLINE}s)"
-    for overdue in (
-        Interaction.objects.filter(status=ACCEPTED, accepted_at__lte=deadline_cutoff),
-        Interaction.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
-    ):
-        timed_out = fail_overdue(
-            overdue,
+    report.timed_out.extend(
+        fail_overdue(
+            Interaction.objects.filter(status=ACCEPTED, accepted_at__lte=deadline_cutoff),
+            Interaction.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
             signal_queryset=Interaction.objects.select_related("session"),
             kwarg="interaction",
             signal_names=("interaction_failed", "interaction_completed"),
             status=FAILED,
             error_code="callback_timeout",
-            error_message=message,
+            error_message=(
+                f"no callback from Scout within CALLBACK_DEADLINE ({conf.CALLBACK_DEADLINE}s)"
+            ),
             completed_at=now,
         )
-        report.timed_out.extend(str(pk) for pk in timed_out)
+    )
 
 
 def _abandon_deliveries(now: datetime, deadline_cutoff: datetime) -> int:

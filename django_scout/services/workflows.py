@@ -515,23 +515,22 @@ def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
     report.requeued_runs.extend(
         str(pk) for pk in requeue_due(never_claimed, "created_at", now, "run_workflow_task")
     )
-    message = f"no outcome within RUN_DEADLINE ({conf.RUN_DEADLINE}s); the worker may have died"
-    for stuck in (
-        WorkflowRun.objects.filter(status=RUNNING, started_at__lte=deadline_cutoff),
-        WorkflowRun.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
-    ):
-        timed_out = fail_overdue(
-            stuck,
+    report.timed_out_runs.extend(
+        fail_overdue(
+            WorkflowRun.objects.filter(status=RUNNING, started_at__lte=deadline_cutoff),
+            WorkflowRun.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
             signal_queryset=WorkflowRun.objects.all(),
             kwarg="run",
             signal_names=("workflow_run_failed", "workflow_run_completed"),
             status=FAILED,
             error_code="run_timeout",
-            error_message=message,
+            error_message=(
+                f"no outcome within RUN_DEADLINE ({conf.RUN_DEADLINE}s); the worker may have died"
+            ),
             completed_at=now,
             started_at=Coalesce(F("started_at"), Value(now)),
         )
-        report.timed_out_runs.extend(str(pk) for pk in timed_out)
+    )
 
 
 def prune_runs(cutoff: datetime) -> int:
