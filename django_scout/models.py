@@ -90,7 +90,10 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["created_at"], name="scout_session_created")]
+        indexes = [
+            models.Index(fields=["created_at"], name="scout_session_created"),
+            models.Index(fields=["agent_id", "created_at"], name="scout_session_agent"),
+        ]
 
     def __str__(self) -> str:
         return self.session_id
@@ -153,6 +156,12 @@ class Interaction(SubjectMixin):
             models.Index(fields=["status", "accepted_at"], name="scout_inter_status_acc"),
             models.Index(fields=["status", "created_at"], name="scout_inter_status_created"),
             models.Index(fields=["created_at"], name="scout_inter_created"),
+            models.Index(fields=["error_code", "created_at"], name="scout_inter_error"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(events_missing=True),
+                name="scout_inter_events_missing",
+            ),
             *start_indexes("scout_inter"),
             models.Index(fields=["agent_id", "created_at"], name="scout_inter_agent_created"),
             models.Index(
@@ -273,6 +282,7 @@ class CallbackDelivery(models.Model):
             models.Index(fields=["processed_at", "received_at"], name="scout_delivery_pending"),
             models.Index(fields=["target_interaction_id"], name="scout_delivery_target"),
             models.Index(fields=["received_at"], name="scout_delivery_received"),
+            models.Index(fields=["state", "received_at"], name="scout_delivery_state"),
             models.Index(
                 fields=["next_attempt_at"],
                 condition=models.Q(processed_at__isnull=True),
@@ -355,6 +365,8 @@ class WorkflowRun(SubjectMixin):
         indexes = [
             models.Index(fields=["status", "created_at"], name="scout_run_status_created"),
             models.Index(fields=["created_at"], name="scout_run_created"),
+            models.Index(fields=["error_code", "created_at"], name="scout_run_error"),
+            models.Index(fields=["session_id"], name="scout_run_session"),
             models.Index(fields=["status", "started_at"], name="scout_run_status_started"),
             *start_indexes("scout_run"),
             models.Index(fields=["workflow_id", "created_at"], name="scout_run_wf_created"),

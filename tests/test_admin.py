@@ -112,9 +112,12 @@ def test_detail_is_read_only_with_events_and_deliveries(
 
 
 def test_delivery_admin_list_and_search(staff_client: Client, finished: Interaction) -> None:
-    response = staff_client.get("/admin/django_scout/callbackdelivery/", {"q": "cb-admin"})
+    response = staff_client.get("/admin/django_scout/callbackdelivery/", {"q": "cb-admin-1"})
     assert response.status_code == 200
     assert "cb-admin-1" in response.content.decode()
+    # Search is by exact ids (each an index lookup), not a substring scan.
+    partial = staff_client.get("/admin/django_scout/callbackdelivery/", {"q": "cb-admin"})
+    assert "cb-admin-1" not in partial.content.decode().split('id="result_list"')[-1]
     delivery = CallbackDelivery.objects.get()
     detail = staff_client.get(f"/admin/django_scout/callbackdelivery/{delivery.pk}/change/")
     assert detail.status_code == 200
@@ -179,7 +182,7 @@ def test_rerun_needs_permission(run_with_events: WorkflowRun) -> None:
     client.force_login(user)
     detail = client.get(f"/admin/django_scout/workflowrun/{run_with_events.pk}/change/")
     assert detail.status_code == 200
-    assert "Re-run" not in detail.content.decode()
+    assert "/rerun/" not in detail.content.decode()
     response = client.post(f"/admin/django_scout/workflowrun/{run_with_events.pk}/rerun/")
     assert response.status_code == 403
     assert WorkflowRun.objects.count() == 1
@@ -210,3 +213,128 @@ def test_fetch_events_action_enqueues_for_interactions_with_an_events_url(
     assert response.status_code == 200
     assert "1 without an events URL skipped" in response.content.decode()
     apply_async.assert_called_once_with(args=(str(finished.pk),), retry=False)
+
+
+# --- operator actions and links ----------------------------------------------------------
+
+
+def test_reconcile_now_button_runs_reconcile_and_reports(staff_client: Client) -> None:
+    from unittest import mock
+
+    url = "/admin/django_scout/interaction/reconcile/"
+    listing = staff_client.get("/admin/django_scout/interaction/").content.decode()
+    assert url in listing
+    assert staff_client.get(url).status_code == 405
+    with mock.patch(
+        "django_scout.services.reconcile", wraps=__import__("django_scout").services.reconcile
+    ) as run:
+        response = staff_client.post(url, follow=True)
+    assert run.call_count == 1
+    assert "Reconciled: 0 start(s)" in response.content.decode()
+
+
+def test_reconcile_now_needs_permission() -> None:
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_interaction"))
+    client = Client()
+    client.force_login(user)
+    listing = client.get("/admin/django_scout/interaction/").content.decode()
+    assert "/reconcile/" not in listing
+    assert client.post("/admin/django_scout/interaction/reconcile/").status_code == 403
+
+
+def test_retry_failed_start_action_starts_a_new_interaction(
+    staff_client: Client, finished: Interaction, django_capture_on_commit_callbacks: Any
+) -> None:
+    from unittest import mock
+
+    refused = Interaction.objects.create(
+        agent_id="agent-refused",
+        messages=[{"content": "again"}],
+        status="failed",
+        error_code="not_found",
+        tags=["t1"],
+    )
+    with (
+        mock.patch("django_scout.services.publishing.TaskPublisher.publish") as publish,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = staff_client.post(
+            "/admin/django_scout/interaction/",
+            {"action": "retry_start_selected", "_selected_action": [refused.pk, finished.pk]},
+            follow=True,
+        )
+    html = response.content.decode()
+    assert "Started 1 interaction(s) again; 1 skipped (only failed starts are retried)" in html
+    copy = Interaction.objects.get(agent_id="agent-refused", status="pending")
+    assert (copy.messages, copy.tags) == ([{"content": "again"}], ["t1"])
+    assert publish.call_count == 1
+
+
+def test_reprocess_action_puts_an_abandoned_delivery_back(
+    staff_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from unittest import mock
+
+    abandoned = CallbackDelivery.objects.create(
+        callback_event_id="cb-abandoned",
+        session_id="sess_nobody",
+        status="succeeded",
+        payload={},
+        raw_body="{}",
+        state="abandoned",
+        processed_at=timezone.now(),
+        processing_error="abandoned: not processed within CALLBACK_DEADLINE",
+    )
+    with (
+        mock.patch("django_scout.services.publishing.TaskPublisher.publish") as publish,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = staff_client.post(
+            "/admin/django_scout/callbackdelivery/",
+            {"action": "reprocess_selected", "_selected_action": [abandoned.pk]},
+            follow=True,
+        )
+    assert "Processing 1 callback(s) again." in response.content.decode()
+    abandoned.refresh_from_db()
+    assert (abandoned.state, abandoned.processed_at) == ("pending", None)
+    assert publish.call_count == 1
+
+
+def test_pages_link_session_interaction_delivery_and_events(
+    staff_client: Client, finished: Interaction
+) -> None:
+    delivery = CallbackDelivery.objects.get()
+    interaction_page = staff_client.get(
+        f"/admin/django_scout/interaction/{finished.pk}/change/"
+    ).content.decode()
+    assert "/admin/django_scout/session/sess_admin_1/change/" in interaction_page
+    assert f"/admin/django_scout/callbackdelivery/{delivery.pk}/change/" in interaction_page
+    assert f"/admin/django_scout/interactionevent/?interaction={finished.pk}" in interaction_page
+    delivery_page = staff_client.get(
+        f"/admin/django_scout/callbackdelivery/{delivery.pk}/change/"
+    ).content.decode()
+    assert f"/admin/django_scout/interaction/{finished.pk}/change/" in delivery_page
+    session_page = staff_client.get(
+        "/admin/django_scout/session/sess_admin_1/change/"
+    ).content.decode()
+    assert f"/admin/django_scout/interaction/{finished.pk}/change/" in session_page
+    assert "/admin/django_scout/interaction/?session=sess_admin_1" in session_page
+
+
+def test_error_panel_only_when_something_failed(
+    staff_client: Client, finished: Interaction
+) -> None:
+    ok = staff_client.get(f"/admin/django_scout/interaction/{finished.pk}/change/").content.decode()
+    assert "scout-panel" not in ok
+    assert "events missing" not in ok
+    Interaction.objects.filter(pk=finished.pk).update(
+        status="failed", error_code="scout_failed", error_message="the agent crashed"
+    )
+    failed = staff_client.get(
+        f"/admin/django_scout/interaction/{finished.pk}/change/"
+    ).content.decode()
+    assert 'class="scout-panel scout-panel--error" role="alert"' in failed
+    assert "the agent crashed" in failed

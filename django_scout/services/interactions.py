@@ -67,6 +67,8 @@ __all__ = [
     "reconcile_interactions",
     "record_callback",
     "release_start_claim",
+    "reprocess_delivery",
+    "retry_start",
     "start_interaction",
     "store_events",
     "store_start_outcome",
@@ -130,6 +132,35 @@ def start_interaction(
         interaction.save()
         enqueue_after_commit("start_interaction_task", str(interaction.pk))
     return interaction
+
+
+def retry_start(interaction: Interaction) -> Interaction:
+    """Start a new interaction with the parameters of one whose start Scout refused.
+
+    Terminal rows never change, so the retry is a new row (same agent, messages, session,
+    metadata, variables, tags and subject); raises ``ValueError`` unless ``interaction``
+    failed before Scout accepted it.
+    """
+    if interaction.status != FAILED or interaction.session_id is not None:
+        raise ValueError(
+            f"interaction {interaction.pk} did not fail at its start; "
+            "only failed starts are retried"
+        )
+    copy = Interaction(
+        agent_id=interaction.agent_id,
+        requested_session_id=interaction.requested_session_id,
+        messages=interaction.messages,
+        metadata=interaction.metadata,
+        variables=interaction.variables,
+        tags=interaction.tags,
+        subject_content_type=interaction.subject_content_type,
+        subject_object_id=interaction.subject_object_id,
+        next_attempt_at=timezone.now() + _grace(),
+    )
+    with transaction.atomic():
+        copy.save()
+        enqueue_after_commit("start_interaction_task", str(copy.pk))
+    return copy
 
 
 def callback_url_for(interaction: Interaction) -> str:
@@ -505,6 +536,27 @@ def process_delivery(
     )
     _finish_delivery(delivery_id)
     return ProcessOutcome.COMPLETED
+
+
+def reprocess_delivery(delivery_id: int) -> bool:
+    """Put a ``failed`` or ``abandoned`` delivery back to ``pending`` and enqueue it.
+
+    For an operator who fixed the cause (e.g. started the interaction a stray callback was
+    for). Processing follows the usual rules: an interaction that already finished is not
+    changed. Returns False when the delivery was not failed or abandoned.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        changed = CallbackDelivery.objects.filter(
+            pk=delivery_id, state__in=(DeliveryState.FAILED, DeliveryState.ABANDONED)
+        ).update(
+            state=DeliveryState.PENDING,
+            processed_at=None,
+            next_attempt_at=now + _grace(),
+        )
+        if changed:
+            enqueue_after_commit("process_callback_task", delivery_id)
+    return bool(changed)
 
 
 def give_up_delivery(delivery_id: int, error: BaseException) -> str:
