@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from . import services
+from .dashboard import dashboard_urls
 from .models import (
     CallbackDelivery,
     Interaction,
@@ -200,6 +201,10 @@ class InteractionAdmin(ReadOnlyAdminMixin, TrackedWorkAdminMixin, InteractionAdm
             },
         ),
     )
+
+    def get_urls(self) -> list[URLPattern]:
+        """Adds the Scout dashboard (``dashboard/``, named ``django_scout_dashboard``)."""
+        return [*dashboard_urls(self.admin_site), *super().get_urls()]
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Interaction], search_term: str
