@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from .. import formatting
 from ..services.scrubbing import scrub_json
 
 __all__ = [
@@ -88,21 +89,11 @@ def json_column(field: str, description: str) -> Callable[[Any, Any], SafeString
 
 
 def format_duration(seconds: float | None) -> str:
-    """A duration rounded the same way everywhere.
+    """A duration rounded the same way everywhere, or ``—``.
 
-    ``850 ms``, ``1.9 s``, ``2 min 05 s``, ``3 h 04 min``.
+    See :func:`django_scout.formatting.format_duration`.
     """
-    if seconds is None:
-        return EMPTY
-    if seconds < 1:
-        return f"{round(seconds * 1000)} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return EMPTY if seconds is None else formatting.format_duration(seconds)
 
 
 def badge(value: str, label: str | None = None) -> SafeString:

@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from .. import services
+from ..dashboard import dashboard_urls
 from ..models import (
     CallbackDelivery,
     DeliveryState,
@@ -177,10 +178,11 @@ class InteractionAdmin(
     events_fetched_display = time_column("events_fetched_at", "events fetched")
 
     def get_urls(self) -> list[URLPattern]:
-        """Adds ``reconcile/`` (POST): run the repair job now."""
+        """Adds ``reconcile/`` (POST: run the repair job now) and the dashboard (``dashboard/``)."""
         reconcile_view = require_POST(self.admin_site.admin_view(self.reconcile_view))
         return [
             path("reconcile/", reconcile_view, name="django_scout_reconcile"),
+            *dashboard_urls(self.admin_site),
             *super().get_urls(),
         ]
 

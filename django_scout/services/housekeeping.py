@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from .common import ReconcileReport
 from .interactions import prune_interactions, reconcile_interactions
+from .reconcile_record import record_reconcile
 from .workflows import prune_runs, reconcile_runs
 
 __all__ = ["ReconcileReport", "prune", "reconcile"]
@@ -34,6 +35,7 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
     report = ReconcileReport()
     reconcile_interactions(now, report)
     reconcile_runs(now, report)
+    record_reconcile(report)
     return report
 
 
