@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-django42 lint typecheck docs pytest venv clean
+.PHONY: demo test test-django42 lint typecheck docs pytest browser screenshots venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,19 @@ docs: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+## browser: only the browser suite (headless Chromium; screenshots in test-artifacts/browser/)
+browser: $(STAMP)
+	$(BIN)/pytest tests/browser
+
+## screenshots: run the browser suite (Chromium required) and copy its admin screenshots to the docs
+DOC_SCREENSHOTS := login index interaction-changelist interaction-change callbackdelivery-change \
+	workflowrun-changelist workflowrun-change
+screenshots: $(STAMP)
+	SCOUT_REQUIRE_BROWSER=1 SCOUT_BROWSER_ARTIFACTS=$(CURDIR)/test-artifacts/browser \
+		$(BIN)/pytest -q tests/browser
+	mkdir -p docs/img/admin
+	for name in $(DOC_SCREENSHOTS); do cp test-artifacts/browser/$$name.png docs/img/admin/; done
+
 ## test-django42: the pytest suite against Django 4.2 LTS, in its own virtualenv
 COMPAT_VENV ?= .venv-django42
 $(COMPAT_VENV)/.installed-stamp: pyproject.toml
@@ -48,4 +61,5 @@ test-django42: $(COMPAT_VENV)/.installed-stamp
 	$(COMPAT_VENV)/bin/pytest -q
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) site dist build .mypy_cache .ruff_cache .pytest_cache example_project/var
+	rm -rf $(VENV) $(COMPAT_VENV) site dist build .mypy_cache .ruff_cache .pytest_cache example_project/var \
+		test-artifacts

@@ -24,6 +24,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # The browser suite's live server serves the admin's CSS and JavaScript through it.
+    "django.contrib.staticfiles",
     "rest_framework",
     "django_scout",
     "tests.testapp",

@@ -1,37 +1,101 @@
-"""The README's main job: the example project's demo, run with ``--once``.
+"""The README's main job: the example project's demo, run once for the module.
 
 Without services it runs on SQLite and kombu's file broker; with ``DATABASE_URL`` and
-``CELERY_BROKER_URL`` set (CI's second run) the same command runs on PostgreSQL + Redis.
+``CELERY_BROKER_URL`` set (CI's second run) the same command runs on PostgreSQL + Redis. It runs
+with ``--serve-for`` (exits like ``--once``, after keeping the admin up until SIGTERM), so the
+tests can also check that its admin is served with its CSS, over HTTP and in Chromium.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import django
+import httpx
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
+ADMIN_LINE = re.compile(r"^admin: (http://127\.0\.0\.1:\d+)/admin/", re.MULTILINE)
+SERVING = "serving the admin for"
 
 
-def test_demo_once_runs_every_scenario(tmp_path: Path) -> None:
-    env = {**os.environ, "EXAMPLE_VAR_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "scout_demo", "--once", "--port", "0", "--timeout", "120"],
-        cwd=EXAMPLE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
+class DemoProcess:
+    """``manage.py scout_demo --serve-for``: its output so far, and the site's URL once up."""
+
+    def __init__(self, var_dir: Path) -> None:
+        env = {**os.environ, "EXAMPLE_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        command = [sys.executable, "manage.py", "scout_demo", "--port", "0", "--timeout", "120"]
+        self.process = subprocess.Popen(
+            [*command, "--serve-for", "300"],
+            cwd=EXAMPLE,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.serving = threading.Event()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if line.startswith(SERVING):
+                self.serving.set()
+        self.serving.set()  # the demo ended: stop waiting
+
+    @property
+    def output(self) -> str:
+        """Everything the demo printed so far."""
+        return "".join(self.lines)
+
+    def wait_until_serving(self, timeout: float = 240) -> str:
+        """Wait for the summary and the admin hint; return the site's base URL."""
+        self.serving.wait(timeout)
+        found = ADMIN_LINE.search(self.output)
+        problem = f"the demo is not serving:\n{self.output[-4000:]}"
+        assert found, problem
+        assert SERVING in self.output, problem
+        return found.group(1)
+
+    def stop(self) -> int:
+        """SIGTERM (the demo's own way out of --serve-for); return its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            status = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            status = self.process.wait(timeout=10)
+        self.reader.join(timeout=10)
+        return status
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoProcess, str]]:
+    """The demo, run once for this module: every scenario, then the admin kept up."""
+    process = DemoProcess(tmp_path_factory.mktemp("demo-var"))
+    try:
+        url = process.wait_until_serving()
+        yield process, url
+    finally:
+        status = process.stop()
+    assert status == 0, process.output[-4000:]
+
+
+def test_demo_runs_every_scenario(demo: tuple[DemoProcess, str]) -> None:
+    output = demo[0].output
     assert "all interactions ended as expected" in output
     table = output.split("scenario", 1)[1]
     for scenario in ("success", "many-events", "fails", "duplicates", "callback-first"):
@@ -54,6 +118,47 @@ def test_demo_once_runs_every_scenario(tmp_path: Path) -> None:
     else:
         assert "sqlite3" in output
         assert "filesystem://" in output
+
+
+def test_demo_serves_the_admin_css(demo: tuple[DemoProcess, str]) -> None:
+    """DEBUG is off in the demo; WhiteNoise serves what collectstatic gathered."""
+    url = demo[1]
+    with httpx.Client(base_url=url, timeout=30) as client:
+        login = client.get("/admin/login/")
+        assert login.status_code == 200
+        assert "/static/admin/css/base.css" in login.text
+        css = client.get("/static/admin/css/base.css")
+        assert css.status_code == 200
+        assert css.headers["content-type"].startswith("text/css")
+        assert "#header" in css.text
+        script = client.get("/static/admin/js/nav_sidebar.js")
+        assert script.status_code == 200
+        assert "javascript" in script.headers["content-type"]
+        assert client.get("/static/admin/css/no-such-file.css").status_code == 404
+
+
+def test_demo_admin_is_styled_in_a_browser(demo: tuple[DemoProcess, str]) -> None:
+    """What a new user opens first: the demo's admin, logged in as demo/demo, with its CSS."""
+    from tests.browser.pages import AdminBrowser, ChangeList, LoginPage
+    from tests.browser.support import artifacts_dir, launched_browser
+
+    with launched_browser() as browser:
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-US")
+        try:
+            admin = AdminBrowser(context.new_page(), demo[1], artifacts_dir())
+            LoginPage(admin).open()
+            assert admin.is_styled(), "the demo's admin has no CSS"
+            LoginPage(admin).log_in("demo", "demo")
+            assert admin.path == "/admin/"
+            assert admin.is_styled()
+            admin.screenshot("demo-index")
+            changelist = ChangeList(admin, "interaction").open()
+            assert changelist.result_count() >= 5
+            assert admin.is_styled()
+            admin.screenshot("demo-interaction-changelist")
+            admin.assert_clean()
+        finally:
+            context.close()
 
 
 @pytest.mark.django_db

@@ -12,6 +12,10 @@
 | ``DJANGO_DEBUG`` | ``0`` |
 | ``DJANGO_ALLOWED_HOSTS`` | ``localhost,127.0.0.1`` |
 | ``DJANGO_SECRET_KEY`` | an insecure development key (set it in production) |
+| ``DJANGO_STATIC_ROOT`` | ``static/`` under the var directory (``collectstatic`` fills it) |
+
+Static files (the admin's CSS and JavaScript) are served by WhiteNoise from ``STATIC_ROOT``
+whatever ``DEBUG`` is; ``scout_demo`` runs ``collectstatic`` before it starts the site.
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves STATIC_ROOT: with DEBUG off Django itself serves no static files.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -120,6 +126,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 STATIC_URL = "static/"
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_TASK_ACKS_LATE = True

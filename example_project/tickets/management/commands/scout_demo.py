@@ -3,7 +3,11 @@
 Starts the fake Scout server, this site (for Scout's callbacks and the admin) and a real Celery
 worker, opens a support ticket per scenario and asks Scout to triage each, shows progress, prints
 a summary table, and then either stays up for browsing the admin or, with ``--once``, exits
-(status 1 when an interaction did not end as its scenario expects).
+(status 1 when an interaction did not end as its scenario expects); ``--serve-for SECONDS``
+keeps the admin up that long (or until SIGTERM) and then exits like ``--once``.
+
+The admin is styled although ``DEBUG`` is off: the demo runs ``collectstatic`` into
+``STATIC_ROOT`` and the example settings serve it with WhiteNoise.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +53,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=180, help="seconds to wait for the interactions"
         )
+        parser.add_argument(
+            "--serve-for",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="after the summary, serve the admin this long (or until SIGTERM), then exit "
+            "like --once",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Set up, run the scenarios, report, and stay up or exit."""
         self._prepare_database()
+        self._collect_static()
         broker = str(settings.CELERY_BROKER_URL)
         if broker.startswith("filesystem://"):
             self._purge_file_broker()
@@ -81,12 +95,15 @@ class Command(BaseCommand):
             worker.wait_ready()
             ok = self._run_scenarios(fake, options["timeout"])
             self._print_admin_hint(web.url)
-            if options["once"]:
+            serve_for = options["serve_for"]
+            if options["once"] or serve_for is not None:
+                if serve_for:
+                    note = f"serving the admin for {serve_for:.0f}s (or until SIGTERM)"
+                    _wait_for_interrupt(serve_for, lambda: self.stdout.write(note))
                 if not ok:
                     raise CommandError("some interactions did not end as expected")
                 return
-            self.stdout.write("Press Ctrl-C to stop.")
-            _wait_for_interrupt()
+            _wait_for_interrupt(None, lambda: self.stdout.write("Press Ctrl-C to stop."))
         finally:
             if worker is not None:
                 worker.stop()
@@ -98,6 +115,14 @@ class Command(BaseCommand):
         user_model = get_user_model()
         if not user_model.objects.filter(username=DEMO_USER).exists():
             user_model.objects.create_superuser(DEMO_USER, "demo@example.com", DEMO_PASSWORD)
+
+    def _collect_static(self) -> None:
+        """Copy the admin's CSS and JavaScript to ``STATIC_ROOT``, which WhiteNoise serves.
+
+        Must run before the web server starts: WhiteNoise indexes ``STATIC_ROOT`` once, when
+        the WSGI application is built. Files already there and unchanged are skipped.
+        """
+        call_command("collectstatic", interactive=False, verbosity=0)
 
     def _purge_file_broker(self) -> None:
         from example_project.celery import app
@@ -256,16 +281,23 @@ def _apply_scout_settings(env: dict[str, str]) -> None:
     reset_cache()
 
 
-def _wait_for_interrupt() -> None:
+def _wait_for_interrupt(timeout: float | None, announce: Callable[[], object]) -> None:
+    """Block until Ctrl-C, SIGTERM or (if given) ``timeout`` seconds have passed.
+
+    ``announce`` runs once the SIGTERM handler is in place, so whoever reads the announcement
+    may stop the demo with SIGTERM straight away.
+    """
     stop = False
+    deadline = None if timeout is None else time.monotonic() + timeout
 
     def handler(signum: int, frame: Any) -> None:
         nonlocal stop
         stop = True
 
     signal.signal(signal.SIGTERM, handler)
+    announce()
     try:
-        while not stop:
-            time.sleep(0.5)
+        while not stop and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.2)
     except KeyboardInterrupt:
         pass
