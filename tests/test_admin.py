@@ -310,7 +310,7 @@ def test_pages_link_session_interaction_delivery_and_events(
     interaction_page = staff_client.get(
         f"/admin/django_scout/interaction/{finished.pk}/change/"
     ).content.decode()
-    assert "/admin/django_scout/session/sess_admin_1/change/" in interaction_page
+    assert "/admin/django_scout/session/sess_5Fadmin_5F1/change/" in interaction_page
     assert f"/admin/django_scout/callbackdelivery/{delivery.pk}/change/" in interaction_page
     assert f"/admin/django_scout/interactionevent/?interaction={finished.pk}" in interaction_page
     delivery_page = staff_client.get(
@@ -318,7 +318,7 @@ def test_pages_link_session_interaction_delivery_and_events(
     ).content.decode()
     assert f"/admin/django_scout/interaction/{finished.pk}/change/" in delivery_page
     session_page = staff_client.get(
-        "/admin/django_scout/session/sess_admin_1/change/"
+        "/admin/django_scout/session/sess_5Fadmin_5F1/change/"
     ).content.decode()
     assert f"/admin/django_scout/interaction/{finished.pk}/change/" in session_page
     assert "/admin/django_scout/interaction/?session=sess_admin_1" in session_page

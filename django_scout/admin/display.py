@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.db import models
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -31,6 +32,7 @@ __all__ = [
     "format_time",
     "json_column",
     "pretty_json",
+    "short_text",
     "time_column",
 ]
 
@@ -133,11 +135,18 @@ def _json_summary(value: Any) -> str:
     return type(value).__name__
 
 
+def short_text(text: str, length: int) -> SafeString | str:
+    """``text`` cut to ``length`` characters, whole in its tooltip when cut."""
+    if len(text) <= length:
+        return text
+    return format_html('<span title="{}">{}…</span>', text, text[: length - 1])
+
+
 def admin_url(obj: models.Model, view: str = "change") -> str | None:
     """The admin URL of ``obj`` (``None`` when its model is not in the admin)."""
     meta = obj._meta
     try:
-        return reverse(f"admin:{meta.app_label}_{meta.model_name}_{view}", args=[obj.pk])
+        return reverse(f"admin:{meta.app_label}_{meta.model_name}_{view}", args=[quote(obj.pk)])
     except NoReverseMatch:
         return None
 

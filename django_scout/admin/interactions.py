@@ -108,7 +108,7 @@ class InteractionAdmin(
     messages_display = json_column("messages", "messages")
     change_list_template = "admin/django_scout/interaction/change_list.html"
     list_display = (
-        "id",
+        "short_id",
         "status_display",
         "agent_id",
         "session_display",
@@ -117,6 +117,7 @@ class InteractionAdmin(
         "event_count",
         "error_code",
     )
+    list_display_links = ("short_id",)
     list_filter = (
         "status",
         "events_missing",
@@ -149,7 +150,7 @@ class InteractionAdmin(
             "Request",
             {"fields": ("messages_display", "metadata_display", "variables_display", "tags")},
         ),
-        ("Events", {"fields": ("event_count", "events_url", "events_display")}),
+        ("Events", {"fields": ("event_count", "events_url_display", "events_display")}),
         (
             "Timing",
             {
@@ -238,6 +239,11 @@ class InteractionAdmin(
         note = f"; {skipped} skipped (only failed starts are retried)" if skipped else ""
         level = messages.SUCCESS if started else messages.WARNING
         self.message_user(request, f"Started {len(started)} interaction(s) again{note}.", level)
+
+    @admin.display(description="events URL")
+    def events_url_display(self, obj: Interaction) -> str:
+        """Where Scout serves the events (not a link: it needs the API key)."""
+        return obj.events_url or EMPTY
 
     @admin.display(description="session")
     def session_display(self, obj: Interaction) -> SafeString | str:

@@ -19,6 +19,7 @@ from .display import (
     format_duration,
     format_time,
     pretty_json,
+    short_text,
     time_column,
 )
 
@@ -85,6 +86,12 @@ class TrackedWorkAdminMixin:
     """Columns shared by interactions and workflow runs."""
 
     created_display = time_column("created_at", "created", ordering="created_at")
+
+    @admin.display(description="id", ordering="pk")
+    def short_id(self, obj: Interaction | WorkflowRun) -> SafeString | str:
+        """The first characters of the id (whole in the tooltip), so lists fit the screen."""
+        return short_text(str(obj.pk), 9)
+
     completed_display = time_column("completed_at", "completed")
 
     @admin.display(description="status", ordering="status")

@@ -25,6 +25,7 @@ from .display import (
     format_time,
     json_column,
     link_list,
+    short_text,
     time_column,
 )
 from .search import ExactSearchMixin
@@ -51,17 +52,18 @@ class WorkflowRunAdmin(
     inputs_display = json_column("inputs", "inputs")
     change_form_template = "admin/django_scout/workflowrun/change_form.html"
     list_display = (
-        "id",
+        "short_id",
         "kind",
-        "target_display",
+        "target_short",
         "status_display",
         "environment",
-        "stream",
+        "stream_display",
         "created_display",
         "duration_display",
         "event_count",
         "error_code",
     )
+    list_display_links = ("short_id",)
     list_filter = (
         "status",
         "kind",
@@ -170,6 +172,16 @@ class WorkflowRunAdmin(
     def target_display(self, obj: WorkflowRun) -> str:
         """Workflow or app id, or the webhook URL with its token masked."""
         return obj.target
+
+    @admin.display(description="target")
+    def target_short(self, obj: WorkflowRun) -> SafeString | str:
+        """The target, cut to fit a list (whole in the tooltip)."""
+        return short_text(obj.target, 40)
+
+    @admin.display(description="stream", ordering="stream")
+    def stream_display(self, obj: WorkflowRun) -> str:
+        """Whether events were streamed (a word, not a red cross)."""
+        return "streamed" if obj.stream else EMPTY
 
     @admin.display(description="error")
     def error_display(self, obj: WorkflowRun) -> SafeString | str:

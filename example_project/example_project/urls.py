@@ -3,6 +3,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
+admin.site.site_header = "django-scout example"
+admin.site.site_title = "django-scout example"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("scout/", include("django_scout.urls")),

@@ -286,6 +286,11 @@ class ChangePage(ModelPage):
         self.admin.navigate(self.field_link(name).click)
         return ChangePage(self.admin, model_name, self.app_label)
 
+    def timeline_rows(self, field: str) -> list[str]:
+        """The rows of an event timeline shown in a read-only field."""
+        rows = self.page.locator(f".field-{field} .scout-timeline tbody tr")
+        return [text.strip() for text in rows.all_inner_texts()]
+
     def inline(self, prefix: str) -> Locator:
         """An inline group by its formset prefix, e.g. ``events`` or ``deliveries``."""
         return self.page.locator(f"#{prefix}-group")
