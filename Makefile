@@ -41,7 +41,7 @@ browser: $(STAMP)
 
 ## screenshots: run the browser suite (Chromium required) and copy its admin screenshots to the docs
 DOC_SCREENSHOTS := login index interaction-changelist interaction-change callbackdelivery-change \
-	workflowrun-changelist workflowrun-change
+	workflowrun-changelist workflowrun-change dashboard interactionevent-changelist
 screenshots: $(STAMP)
 	SCOUT_REQUIRE_BROWSER=1 SCOUT_BROWSER_ARTIFACTS=$(CURDIR)/test-artifacts/browser \
 		$(BIN)/pytest -q tests/browser
