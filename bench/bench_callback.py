@@ -11,36 +11,25 @@ production, and prints latency percentiles per kind. Uses SQLite in memory by de
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import sys
-import time
-import uuid
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-os.environ["SCOUT_TEST_EAGER"] = "0"
-os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+from _common import (
+    callback_body,
+    create_database,
+    create_target,
+    drop_database,
+    percentile,
+    post_callback,
+    purge,
+    setup_django,
+)
+
 QUEUE = "django-scout-bench"
-os.environ["SCOUT_TEST_QUEUE"] = QUEUE  # never leave work in a real worker's queue
-
-import django  # noqa: E402
-
-django.setup()
+setup_django(QUEUE, "memory://")  # its own queue: never leaves work in a real worker's queue
 
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-
-from django_scout.models import Interaction, Session  # noqa: E402
-from django_scout.signing import sign  # noqa: E402
-from tests import celery_app  # noqa: E402
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def report(label: str, seconds: list[float]) -> None:
@@ -56,39 +45,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=2000)
     args = parser.parse_args()
-    connection.creation.create_test_db(verbosity=0, keepdb=False)
-    session = Session.objects.create(session_id="bench-session", agent_id="bench")
-    interaction = Interaction.objects.create(
-        agent_id="bench", messages=[{"content": "x"}], status="accepted", session=session
-    )
-    url = f"/scout/callbacks/{interaction.pk}/"
+    old_name = create_database()
+    url = create_target()
     client = Client()
-    bodies = [
-        json.dumps(
-            {
-                "callback_event_id": str(uuid.uuid4()),
-                "session_id": "bench-session",
-                "status": "succeeded",
-                "completed_at": "2026-03-05T14:30:00Z",
-                "events_url": "https://api.scoutos.test/v1/agent-sessions/bench-session/events",
-            }
-        ).encode()
-        for _ in range(args.count)
-    ]
+    bodies = [callback_body() for _ in range(args.count)]
     timings: dict[str, list[float]] = {"new": [], "duplicate": []}
     for kind in ("new", "duplicate"):
         for body in bodies:
-            headers = {"X-Scout-Signature": sign(body, "test-signing-secret")}
-            started = time.perf_counter()
-            response = client.post(url, data=body, content_type="application/json", headers=headers)
-            timings[kind].append(time.perf_counter() - started)
-            assert response.status_code == 200, response.content
+            timings[kind].append(post_callback(client, url, body))
     print(f"database: {connection.vendor}; broker: {os.environ['CELERY_BROKER_URL']}")
     for kind, values in timings.items():
         report(kind, values)
-    connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
-    with celery_app.app.connection_for_write() as broker:
-        broker.default_channel.queue_purge(QUEUE)
+    drop_database(old_name)
+    purge(QUEUE)
 
 
 if __name__ == "__main__":

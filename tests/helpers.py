@@ -1,4 +1,4 @@
-"""Small builders shared by the unit tests."""
+"""Small builders shared by the unit tests (and the callback benchmarks in ``bench/``)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,25 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 from django.test import Client
 from django.test.client import Client as DjangoClient
 from django.urls import reverse
 
 SECRET = "test-signing-secret"
+ROOT = Path(__file__).resolve().parent.parent
 
 #: ``settings.SCOUT`` for unit tests of the services: no waiting between retries.
 UNIT_SCOUT: dict[str, Any] = {
@@ -75,3 +85,44 @@ def post_callback(
             "django_scout:interaction-callback", kwargs={"interaction_id": interaction_id}
         )
     return client.post(url, data=raw, content_type="application/json", headers=headers)
+
+
+@contextmanager
+def running_server(
+    command: Callable[[int], list[str]], env: dict[str, str], log_path: Path
+) -> Iterator[str]:
+    """A real WSGI/ASGI server; yields its base URL once it answers, then kills it.
+
+    ``command(fd)`` is its command line after ``python``, serving the listening socket ``fd``
+    that this process opened (no port race). It runs from the repository root in its own
+    process group, so that killing it also kills its workers; its output goes to ``log_path``.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, *command(listener.fileno())],
+            cwd=ROOT,
+            env=env,
+            pass_fds=[listener.fileno()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    listener.close()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log_text = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the server did not start:\n{log_text}")
+            try:
+                httpx.get(f"{base_url}/scout/callbacks/", timeout=1, trust_env=False)
+            except httpx.TransportError:
+                time.sleep(0.05)
+                continue
+            break
+        yield base_url
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

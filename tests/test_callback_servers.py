@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from django_scout.testing.callbacks import callback_payload, encode_callback, sign_callback
-from tests.helpers import SECRET
+from tests.helpers import ROOT, SECRET, running_server
 
-ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 4096
 
 SERVERS: dict[str, Callable[[int], list[str]]] = {
@@ -72,39 +68,9 @@ def server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """The base URL of a running gunicorn or uvicorn; the server is killed afterwards."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     log_path = tmp_path_factory.mktemp(request.param) / "server.log"
-    with log_path.open("wb") as log:
-        # Its own process group, so that killing it also kills gunicorn's worker.
-        process = subprocess.Popen(
-            [sys.executable, *SERVERS[request.param](listener.fileno())],
-            cwd=ROOT,
-            env=server_env,
-            pass_fds=[listener.fileno()],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    listener.close()
-    try:
-        wait_until_serving(process, base_url, log_path)
+    with running_server(SERVERS[request.param], server_env, log_path) as base_url:
         yield base_url
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
-def wait_until_serving(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
-    """Return once the server answers a request; fail with its log if it dies or hangs."""
-    deadline = time.monotonic() + 30
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            httpx.get(f"{base_url}/scout/callbacks/", timeout=1, trust_env=False)
-        except httpx.TransportError:
-            continue
-        return
-    pytest.fail(f"the server did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 def post_chunked(base_url: str, body: bytes) -> httpx.Response:
