@@ -82,15 +82,32 @@ class FakeTask:
 
     def apply_async(self, args: Any, retry: bool) -> None:
         self.calls += 1
-        if self.behaviour == "hang":
+        if self.behaviour == "slow":
+            time.sleep(0.5)
+        elif self.behaviour == "hang":
             self.released.wait(10)
         elif self.behaviour == "fail":
             raise OSError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
 
+def warm(publisher: TaskPublisher) -> TaskPublisher:
+    """A publisher that has published once (its process has imported and connected)."""
+    assert publisher.publish(FakeTask("ok"), ()) is True
+    return publisher
+
+
+def test_the_first_publish_of_a_process_has_time_to_connect() -> None:
+    publisher = TaskPublisher(clock=FakeClock())
+    slow = FakeTask("slow")  # 0.5 s: importing the broker client and connecting
+    assert publisher.publish(slow, ()) is True
+    assert not publisher.is_open
+    assert publisher.publish(slow, ()) is False  # later, 0.5 s is a broker in trouble
+    assert publisher.is_open
+
+
 def test_a_hanging_broker_costs_one_bounded_wait_then_none() -> None:
     clock = FakeClock()
-    publisher = TaskPublisher(clock=clock)
+    publisher = warm(TaskPublisher(clock=clock))
     task = FakeTask("hang")
     try:
         started = time.monotonic()
@@ -108,7 +125,7 @@ def test_a_hanging_broker_costs_one_bounded_wait_then_none() -> None:
 
 def test_breaker_probes_after_the_pause_and_closes_on_success() -> None:
     clock = FakeClock()
-    publisher = TaskPublisher(clock=clock)
+    publisher = warm(TaskPublisher(clock=clock))
     task = FakeTask("fail")
     assert publisher.publish(task, ()) is False
     assert publisher.publish(task, ()) is False
@@ -125,7 +142,7 @@ def test_breaker_probes_after_the_pause_and_closes_on_success() -> None:
 
 
 def test_a_late_success_closes_the_breaker() -> None:
-    publisher = TaskPublisher(clock=FakeClock())
+    publisher = warm(TaskPublisher(clock=FakeClock()))
     task = FakeTask("hang")
     assert publisher.publish(task, ()) is False
     assert publisher.is_open
@@ -139,6 +156,7 @@ def test_a_late_success_closes_the_breaker() -> None:
 def test_when_every_thread_is_stuck_on_the_broker_publishing_fails_at_once() -> None:
     clock = FakeClock()
     publisher = TaskPublisher(clock=clock, threads=2)
+    warm(publisher)
     task = FakeTask("hang")
     try:
         for _ in range(2):  # two probes, PUBLISH_RETRY_AFTER apart, both stuck
@@ -170,6 +188,7 @@ def hanging_broker() -> Iterator[None]:
     eager = celery_app.app.conf.task_always_eager
     celery_app.app.conf.task_always_eager = False
     publisher.reset()
+    warm(publisher)  # this process published before the broker hung
     try:
         with mock.patch(
             "celery.app.task.Task.apply_async", side_effect=lambda *a, **k: released.wait(10)

@@ -6,7 +6,9 @@ must answer Scout within 10 seconds whatever the broker does, and a host's reque
 an interaction should not hang either. So every publish goes through :class:`TaskPublisher`:
 
 - the publish runs on a small pool of daemon threads and the caller waits at most
-  ``PUBLISH_TIMEOUT`` seconds for it (a healthy broker answers in about a millisecond); when
+  ``PUBLISH_TIMEOUT`` seconds for it (a healthy broker answers in about a millisecond; a
+  process's first publish, which also imports the broker client and connects, may take up to
+  :data:`FIRST_PUBLISH_TIMEOUT`); when
   every thread is still stuck on a hung broker, the publish fails at once;
 - a publish that fails or does not answer in time opens a breaker: for
   ``PUBLISH_RETRY_AFTER`` seconds nothing is published, so later callers do not wait at all;
@@ -33,9 +35,13 @@ from typing import Any
 
 from ..conf import scout_settings
 
-__all__ = ["PublisherBusy", "TaskPublisher", "publisher"]
+__all__ = ["FIRST_PUBLISH_TIMEOUT", "PublisherBusy", "TaskPublisher", "publisher"]
 
 logger = logging.getLogger("django_scout")
+
+#: The wait allowed for a process's first publish: it also imports the broker's client and opens
+#: the connection, which can take longer than a healthy publish (0.1 to 0.6 s seen on a busy host).
+FIRST_PUBLISH_TIMEOUT = 2.0
 
 #: Most threads publishing at once. A broker that hangs can hold every one of them (until it
 #: answers, or TCP gives up); publishing then fails at once instead of waiting.
@@ -112,6 +118,7 @@ class TaskPublisher:
         self._open_until = 0.0
         self._tripped = False
         self._skipped = 0
+        self._warm_pid = -1
         self._pool = _DaemonPool(threads)
 
     @property
@@ -139,6 +146,8 @@ class TaskPublisher:
                 logger.debug("django-scout: broker unavailable; %s%r left to reconcile", name, args)
                 return False
         timeout = scout_settings().PUBLISH_TIMEOUT
+        if self._warm_pid != os.getpid():
+            timeout = max(timeout, FIRST_PUBLISH_TIMEOUT)
         future = self._pool.submit(lambda: task.apply_async(args=tuple(args), retry=False))
         try:
             future.result(timeout=timeout)
@@ -149,6 +158,7 @@ class TaskPublisher:
         except Exception as exc:
             self._trip(f"{name}: {type(exc).__name__}: {exc}")
             return False
+        self._warm_pid = os.getpid()
         self._close()
         return True
 
@@ -185,6 +195,7 @@ class TaskPublisher:
 
     def _late_outcome(self, future: Future[Any]) -> None:
         if future.exception() is None:
+            self._warm_pid = os.getpid()
             self._close()
 
 
