@@ -38,8 +38,9 @@ def start_indexes(prefix: str) -> list[models.Index]:
     by ``start_claimed_at`` (to fail those past their deadline).
     """
     return [
+        # Naming ``status`` too lets SQLite's planner pick the partial index.
         models.Index(
-            fields=["next_attempt_at"],
+            fields=["status", "next_attempt_at"],
             condition=models.Q(status="pending", start_claimed_at__isnull=True),
             name=f"{prefix}_start_due",
         ),
@@ -283,8 +284,9 @@ class CallbackDelivery(models.Model):
             models.Index(fields=["target_interaction_id"], name="scout_delivery_target"),
             models.Index(fields=["received_at"], name="scout_delivery_received"),
             models.Index(fields=["state", "received_at"], name="scout_delivery_state"),
+            # The partial index names ``processed_at`` too, so SQLite's planner picks it.
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["processed_at", "next_attempt_at"],
                 condition=models.Q(processed_at__isnull=True),
                 name="scout_delivery_due",
             ),

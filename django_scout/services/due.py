@@ -91,8 +91,10 @@ def fail_overdue(
     """Set ``fields`` (a ``failed`` status and its error) on every row of each of ``candidates``.
 
     Each queryset must select rows that ``fields`` takes out of it (their status changes), so
-    each batch is new. Each batch is one transaction: lock, one ``UPDATE``, and the named
-    signals sent after the commit with the rows read from ``signal_queryset`` in one query.
+    each batch is new, and be ordered by its deadline column, so that the database reads the
+    deadline index in order rather than the whole table. Each batch is one transaction: lock,
+    one ``UPDATE``, and the named signals sent after the commit with the rows read from
+    ``signal_queryset`` in one query.
     Returns the primary keys changed, as strings.
     """
     changed: list[str] = []
@@ -101,9 +103,9 @@ def fail_overdue(
         while True:
             with transaction.atomic():
                 pks = list(
-                    queryset.order_by()
-                    .select_for_update(skip_locked=True)
-                    .values_list("pk", flat=True)[:BATCH]
+                    queryset.select_for_update(skip_locked=True).values_list("pk", flat=True)[
+                        :BATCH
+                    ]
                 )
                 if not pks:
                     break

@@ -690,8 +690,12 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
 
     report.timed_out.extend(
         fail_overdue(
-            Interaction.objects.filter(status=ACCEPTED, accepted_at__lte=deadline_cutoff),
-            Interaction.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
+            Interaction.objects.filter(status=ACCEPTED, accepted_at__lte=deadline_cutoff).order_by(
+                "accepted_at"
+            ),
+            Interaction.objects.filter(
+                status=PENDING, start_claimed_at__lte=deadline_cutoff
+            ).order_by("start_claimed_at"),
             signal_queryset=Interaction.objects.select_related("session"),
             kwarg="interaction",
             signal_names=("interaction_failed", "interaction_completed"),
@@ -733,10 +737,10 @@ def prune_interactions(cutoff: datetime) -> dict[str, int]:
     Driven by the events' ``created_at`` and the deliveries' ``processed_at`` indexes, so the
     cost follows what is deleted, not the history kept.
     """
+    # ``completed_at`` is set only with a terminal status, so it alone says "finished"; a status
+    # filter here would lead SQLite to read every finished interaction first.
     events = InteractionEvent.objects.filter(
-        created_at__lt=cutoff,
-        interaction__status__in=InteractionStatus.terminal(),
-        interaction__completed_at__lt=cutoff,
+        created_at__lt=cutoff, interaction__completed_at__lt=cutoff
     )
     deliveries = CallbackDelivery.objects.filter(processed_at__lt=cutoff)
     return {"events": delete_in_batches(events), "deliveries": delete_in_batches(deliveries)}

@@ -517,8 +517,12 @@ def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
     )
     report.timed_out_runs.extend(
         fail_overdue(
-            WorkflowRun.objects.filter(status=RUNNING, started_at__lte=deadline_cutoff),
-            WorkflowRun.objects.filter(status=PENDING, start_claimed_at__lte=deadline_cutoff),
+            WorkflowRun.objects.filter(status=RUNNING, started_at__lte=deadline_cutoff).order_by(
+                "started_at"
+            ),
+            WorkflowRun.objects.filter(
+                status=PENDING, start_claimed_at__lte=deadline_cutoff
+            ).order_by("start_claimed_at"),
             signal_queryset=WorkflowRun.objects.all(),
             kwarg="run",
             signal_names=("workflow_run_failed", "workflow_run_completed"),
@@ -536,9 +540,6 @@ def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
 def prune_runs(cutoff: datetime) -> int:
     """Delete events older than ``cutoff`` of runs finished before it; returns how many."""
     return delete_in_batches(
-        WorkflowRunEvent.objects.filter(
-            created_at__lt=cutoff,
-            run__status__in=(SUCCEEDED, FAILED),
-            run__completed_at__lt=cutoff,
-        )
+        # ``completed_at`` is set only with a terminal status (see ``prune_interactions``).
+        WorkflowRunEvent.objects.filter(created_at__lt=cutoff, run__completed_at__lt=cutoff)
     )
