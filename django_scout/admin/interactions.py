@@ -280,6 +280,9 @@ class InteractionAdmin(
 class InteractionEventAdmin(ReadOnlyAdminMixin, ScaledListMixin, EventAdminBase):
     """Every stored event; open from an interaction's page to see only its events."""
 
+    # By the column, not the relation: ``"interaction"`` would sort by the parent's own ordering
+    # through a join (a full sort of the table); this reads the (parent, sequence) index.
+    ordering = ("interaction_id", "sequence")
     data_display = json_column("data", "data")
     list_display = ("sequence", "interaction_display", "name", "timestamp_display", "data_preview")
     list_display_links = ("sequence",)

@@ -224,6 +224,9 @@ class WorkflowRunAdmin(
 class WorkflowRunEventAdmin(ReadOnlyAdminMixin, ScaledListMixin, RunEventAdminBase):
     """Every streamed run event; open from a run's page to see only its events."""
 
+    # By the column, not the relation: ``"run"`` would sort by the parent's own ordering
+    # through a join (a full sort of the table); this reads the (parent, sequence) index.
+    ordering = ("run_id", "sequence")
     data_display = json_column("data", "data")
     list_display = ("sequence", "run_display", "name", "timestamp_display")
     list_select_related = ("run",)
