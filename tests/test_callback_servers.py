@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -40,19 +41,15 @@ SERVERS: dict[str, Callable[[int], list[str]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The servers' environment, with a freshly migrated SQLite file as their database."""
-    database = tmp_path_factory.mktemp("chunked") / "db.sqlite3"
+def migrated_sqlite_env(database: Path, overrides: dict[str, object]) -> dict[str, str]:
+    """Environment for a server process on the SQLite file ``database``, migrated here."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": f"sqlite:///{database}",
         "CELERY_BROKER_URL": "memory://",
         "SCOUT_TEST_EAGER": "1",
-        "SCOUT_TEST_OVERRIDES": json.dumps(
-            {"FETCH_EVENTS": False, "MAX_CALLBACK_BODY_BYTES": LIMIT}
-        ),
+        "SCOUT_TEST_OVERRIDES": json.dumps(overrides),
         "PYTHONPATH": str(ROOT),
     }
     subprocess.run(
@@ -65,22 +62,19 @@ def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module", params=sorted(SERVERS))
-def server(
-    request: pytest.FixtureRequest,
-    server_env: dict[str, str],
-    tmp_path_factory: pytest.TempPathFactory,
+@contextmanager
+def serving(
+    command: Callable[[int], list[str]], env: dict[str, str], log_path: Path
 ) -> Iterator[str]:
-    """The base URL of a running gunicorn or uvicorn; the server is killed afterwards."""
+    """Run the server ``command(fd)`` listening on ``fd``; yield its base URL, then kill it."""
     listener = socket.create_server(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    log_path = tmp_path_factory.mktemp(request.param) / "server.log"
     with log_path.open("wb") as log:
-        # Its own process group, so that killing it also kills gunicorn's worker.
+        # Its own process group, so that killing it also kills gunicorn's workers.
         process = subprocess.Popen(
-            [sys.executable, *SERVERS[request.param](listener.fileno())],
+            [sys.executable, *command(listener.fileno())],
             cwd=ROOT,
-            env=server_env,
+            env=env,
             pass_fds=[listener.fileno()],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -93,6 +87,25 @@ def server(
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The servers' environment, with a freshly migrated SQLite file as their database."""
+    database = tmp_path_factory.mktemp("chunked") / "db.sqlite3"
+    return migrated_sqlite_env(database, {"FETCH_EVENTS": False, "MAX_CALLBACK_BODY_BYTES": LIMIT})
+
+
+@pytest.fixture(scope="module", params=sorted(SERVERS))
+def server(
+    request: pytest.FixtureRequest,
+    server_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """The base URL of a running gunicorn or uvicorn; the server is killed afterwards."""
+    log_path = tmp_path_factory.mktemp(request.param) / "server.log"
+    with serving(SERVERS[request.param], server_env, log_path) as base_url:
+        yield base_url
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
