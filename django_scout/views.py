@@ -16,6 +16,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 from pydantic import ValidationError
 from rest_framework import exceptions, status
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -73,6 +74,17 @@ class CallbackView(APIView):
     authentication_classes = [ScoutSignatureAuthentication]
     permission_classes = [IsScoutSigned]
     throttle_classes: list[Any] = []
+    # The body is read raw (the signature covers its bytes), never through DRF's parsers, and
+    # the answer is JSON whatever the host's REST_FRAMEWORK defaults are.
+    parser_classes: list[Any] = []
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(
+        self, request: Request, force: bool = False
+    ) -> tuple[BaseRenderer, str]:
+        """Answer with the first renderer (JSON) whatever ``Accept`` says: Scout reads JSON."""
+        renderer = self.get_renderers()[0]
+        return renderer, renderer.media_type
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         """Refuse oversized bodies (413) before reading them for the signature check."""

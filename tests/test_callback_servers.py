@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -36,19 +37,15 @@ SERVERS: dict[str, Callable[[int], list[str]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The servers' environment, with a freshly migrated SQLite file as their database."""
-    database = tmp_path_factory.mktemp("chunked") / "db.sqlite3"
+def migrated_sqlite_env(database: Path, overrides: dict[str, object]) -> dict[str, str]:
+    """Environment for a server process on the SQLite file ``database``, migrated here."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": f"sqlite:///{database}",
         "CELERY_BROKER_URL": "memory://",
         "SCOUT_TEST_EAGER": "1",
-        "SCOUT_TEST_OVERRIDES": json.dumps(
-            {"FETCH_EVENTS": False, "MAX_CALLBACK_BODY_BYTES": LIMIT}
-        ),
+        "SCOUT_TEST_OVERRIDES": json.dumps(overrides),
         "PYTHONPATH": str(ROOT),
     }
     subprocess.run(
@@ -59,6 +56,13 @@ def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         timeout=120,
     )
     return env
+
+
+@pytest.fixture(scope="module")
+def server_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The servers' environment, with a freshly migrated SQLite file as their database."""
+    database = tmp_path_factory.mktemp("chunked") / "db.sqlite3"
+    return migrated_sqlite_env(database, {"FETCH_EVENTS": False, "MAX_CALLBACK_BODY_BYTES": LIMIT})
 
 
 @pytest.fixture(scope="module", params=sorted(SERVERS))

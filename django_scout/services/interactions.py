@@ -43,6 +43,7 @@ from .common import (
     send_robust,
     signal_after_commit,
 )
+from .deliveries import upsert_delivery
 from .due import fail_overdue, requeue_delay, requeue_due
 from .scrubbing import scrub_text
 
@@ -392,39 +393,52 @@ def record_callback(
 ) -> tuple[CallbackDelivery, bool]:
     """Store a verified callback once per ``callback_event_id``.
 
-    Returns ``(delivery, created)``. A repeat only increments ``delivery_count``. A new delivery
-    sends ``callback_received`` and enqueues its processing after the commit.
+    Returns ``(delivery, created)``. A repeat only increments ``delivery_count`` (and sets
+    ``last_received_at``). A new delivery sends ``callback_received`` with the stored instance
+    and enqueues its processing after the commit. On PostgreSQL and SQLite this is one
+    statement (see :mod:`.deliveries`), and nothing is read back.
     """
     now = timezone.now()
+    delivery = CallbackDelivery(
+        callback_event_id=payload.callback_event_id,
+        target_interaction_id=target_interaction_id,
+        session_id=payload.session_id,
+        status=payload.status,
+        payload=payload.model_dump(mode="json", exclude_unset=True),
+        raw_body=raw_body,
+        headers=headers,
+        last_received_at=now,
+        next_attempt_at=now + _grace(),
+    )
+    stored = upsert_delivery(delivery)
+    if stored is None:
+        stored = _record_callback_orm(delivery, now)
+    delivery, created = stored
+    if created:
+
+        def announce() -> None:
+            if signals.callback_received.has_listeners(CallbackDelivery):
+                send_robust(signals.callback_received, CallbackDelivery, delivery=delivery)
+
+        transaction.on_commit(announce)
+        enqueue_after_commit("process_callback_task", delivery.pk)
+    return delivery, created
+
+
+def _record_callback_orm(
+    delivery: CallbackDelivery, now: datetime
+) -> tuple[CallbackDelivery, bool]:
+    """:func:`record_callback` on a database without the one-statement insert-or-count."""
     try:
         with transaction.atomic():
-            delivery = CallbackDelivery.objects.create(
-                callback_event_id=payload.callback_event_id,
-                target_interaction_id=target_interaction_id,
-                session_id=payload.session_id,
-                status=payload.status,
-                payload=payload.model_dump(mode="json", exclude_unset=True),
-                raw_body=raw_body,
-                headers=headers,
-                last_received_at=now,
-                next_attempt_at=now + _grace(),
-            )
+            delivery.save(force_insert=True)
     except IntegrityError:
         with transaction.atomic():
-            CallbackDelivery.objects.filter(callback_event_id=payload.callback_event_id).update(
+            CallbackDelivery.objects.filter(callback_event_id=delivery.callback_event_id).update(
                 delivery_count=F("delivery_count") + 1, last_received_at=now
             )
-            existing = CallbackDelivery.objects.get(callback_event_id=payload.callback_event_id)
+            existing = CallbackDelivery.objects.get(callback_event_id=delivery.callback_event_id)
         return existing, False
-
-    delivery_pk = delivery.pk
-
-    def announce() -> None:
-        fresh = CallbackDelivery.objects.get(pk=delivery_pk)
-        send_robust(signals.callback_received, CallbackDelivery, delivery=fresh)
-
-    transaction.on_commit(announce)
-    enqueue_after_commit("process_callback_task", delivery_pk)
     return delivery, True
 
 

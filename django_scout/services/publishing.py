@@ -10,6 +10,8 @@ an interaction should not hang either. So every publish goes through :class:`Tas
   process's first publish, which also imports the broker client and connects, may take up to
   :data:`FIRST_PUBLISH_TIMEOUT`); when
   every thread is still stuck on a hung broker, the publish fails at once;
+- each of those threads keeps its own producer on its own broker connection (see
+  :class:`_HeldProducer`): no pool checkout, channel revival or exchange binding per publish;
 - a publish that fails or does not answer in time opens a breaker: for
   ``PUBLISH_RETRY_AFTER`` seconds nothing is published, so later callers do not wait at all;
   then one publish probes the broker again, and a success closes the breaker (so does a
@@ -32,6 +34,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
+
+from celery import Celery, Task
+from kombu import Connection, Producer
 
 from ..conf import scout_settings
 
@@ -107,6 +112,42 @@ class _DaemonPool:
                 self._idle += 1
 
 
+class _HeldProducer(threading.local):
+    """The calling thread's own producer for one Celery app, kept between publishes.
+
+    Its connection comes from ``app.connection_for_write()`` rather than the app's producer
+    pool, so holding it never takes a slot the host's own publishing may wait for. It is
+    replaced when the app's connection pool is (after a fork, or when the broker settings
+    are applied again), and dropped after any failure so that the next publish connects
+    afresh, as Celery's pool would.
+    """
+
+    app: Celery | None = None
+    pool: Any = None
+    connection: Connection | None = None
+    producer: Producer | None = None
+
+    def get(self, app: Celery) -> Producer:
+        """This thread's producer for ``app``, created on first use (without connecting)."""
+        pool = app.pool
+        if self.producer is None or self.app is not app or self.pool is not pool:
+            self.drop()
+            connection = app.connection_for_write()
+            self.app, self.pool, self.connection = app, pool, connection
+            self.producer = app.amqp.Producer(connection)
+        return self.producer
+
+    def drop(self) -> None:
+        """Forget the producer, freeing its connection without talking to the broker."""
+        connection, self.connection = self.connection, None
+        self.app = self.pool = self.producer = None
+        if connection is not None:
+            try:
+                connection.collect()
+            except Exception:  # a connection that is already broken has nothing to free
+                logger.debug("django-scout: dropping a publisher connection failed", exc_info=True)
+
+
 class TaskPublisher:
     """Publishes Celery tasks with a bounded wait and a breaker (see the module docstring)."""
 
@@ -120,6 +161,7 @@ class TaskPublisher:
         self._skipped = 0
         self._warm_pid = -1
         self._pool = _DaemonPool(threads)
+        self._held = _HeldProducer()
 
     @property
     def is_open(self) -> bool:
@@ -148,7 +190,7 @@ class TaskPublisher:
         timeout = scout_settings().PUBLISH_TIMEOUT
         if self._warm_pid != os.getpid():
             timeout = max(timeout, FIRST_PUBLISH_TIMEOUT)
-        future = self._pool.submit(lambda: task.apply_async(args=tuple(args), retry=False))
+        future = self._pool.submit(lambda: self._send(task, tuple(args)))
         try:
             future.result(timeout=timeout)
         except FutureTimeout:
@@ -161,6 +203,20 @@ class TaskPublisher:
         self._warm_pid = os.getpid()
         self._close()
         return True
+
+    def _send(self, task: Any, args: tuple[Any, ...]) -> None:
+        """Publish on this (publishing) thread's held producer; runs on a pool thread."""
+        if not isinstance(task, Task):  # a stand-in without Celery's producer options
+            task.apply_async(args=args, retry=False)
+            return
+        producer = self._held.get(task.app)
+        try:
+            # The arguments are ids: Celery's size-limited saferepr of them is not needed.
+            reprs: dict[str, Any] = {"argsrepr": repr(args), "kwargsrepr": "{}"}
+            task.apply_async(args=args, retry=False, producer=producer, **reprs)
+        except BaseException:
+            self._held.drop()
+            raise
 
     def reset(self) -> None:
         """Close the breaker and forget the skipped count (tests, or after a known fix)."""
