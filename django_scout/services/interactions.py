@@ -39,12 +39,12 @@ from .common import (
     enqueue_after_commit,
     error_code_for,
     get_client,
-    parse_timestamp,
     send_robust,
     signal_after_commit,
 )
 from .deliveries import upsert_delivery
 from .due import fail_overdue, requeue_delay, requeue_due
+from .event_store import store_event_stream
 from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
@@ -632,34 +632,14 @@ def complete_interaction(
 # --- events --------------------------------------------------------------------------------
 
 
-def _event_row(interaction: Interaction, event: SessionEvent) -> InteractionEvent:
-    return InteractionEvent(
-        interaction=interaction,
-        sequence=event.sequence,
-        name=(event.name or "")[:255],
-        event_id=(event.id or "")[:255],
-        data=event.data,
-        timestamp=parse_timestamp(event.timestamp),
-    )
-
-
 def store_events(interaction: Interaction, events: Iterable[SessionEvent]) -> int:
     """Insert ``events`` in batches, skipping sequences already stored; returns how many came.
 
-    Idempotent: a re-fetch of the same stream never duplicates a row.
+    Idempotent: a re-fetch of the same stream never duplicates a row. Batches of
+    ``EVENTS_BATCH_SIZE`` are written by :func:`.event_store.store_event_stream` (``COPY`` on
+    PostgreSQL, ``executemany`` on SQLite, ``bulk_create`` elsewhere).
     """
-    batch_size = scout_settings().EVENTS_BATCH_SIZE
-    batch: list[InteractionEvent] = []
-    seen = 0
-    for event in events:
-        batch.append(_event_row(interaction, event))
-        seen += 1
-        if len(batch) >= batch_size:
-            InteractionEvent.objects.bulk_create(batch, ignore_conflicts=True)
-            batch = []
-    if batch:
-        InteractionEvent.objects.bulk_create(batch, ignore_conflicts=True)
-    return seen
+    return store_event_stream(interaction, events, batch_size=scout_settings().EVENTS_BATCH_SIZE)
 
 
 def fetch_events(interaction: Interaction, events_url: str | None = None) -> int:

@@ -1,0 +1,341 @@
+"""Store an interaction's event stream fast, idempotently and in bounded memory.
+
+:func:`store_event_stream` writes :class:`~django_scout.client.streams.SessionEvent` objects as
+``InteractionEvent`` rows in batches, each committed on its own (or, inside the caller's
+``transaction.atomic()``, as part of its transaction), without building model instances:
+
+* **PostgreSQL (psycopg 3)**: binary ``COPY … FROM STDIN`` straight into the table. ``COPY``
+  cannot skip rows that exist, so a batch goes straight in only when its sequences rise and all
+  lie above every one stored (a first fetch, or the part of a stream beyond where an interrupted
+  fetch stopped: one index lookup per stream finds that mark). Any other batch (a re-fetch,
+  sequences out of order) is checked first: one query finds which of its sequences are stored,
+  and only the others are copied. When another writer stores the same sequences at the same
+  moment, the unique constraint refuses the copy and the batch is checked and copied again.
+  Outside the caller's transaction, every batch but the last commits without waiting for the
+  disk (see :meth:`_PostgresWriter._transaction`).
+* **SQLite**: ``INSERT OR IGNORE`` of plain tuples with ``executemany``.
+* **Anything else** (MySQL, MariaDB, Oracle, psycopg 2): ``bulk_create(ignore_conflicts=True)``.
+
+Every path stores what the model would: ``name`` and ``event_id`` cut to 255 characters, ``data``
+serialized by :func:`json.dumps` (``None`` as SQL ``NULL``), the timestamp read by
+:func:`~django_scout.services.common.parse_timestamp` (``NULL`` when out of range) and
+``created_at`` set when the batch is written. Of events sharing a sequence, the first is kept.
+A batch is read from the stream whole before its transaction starts, so no transaction waits on
+the network. No temporary table or other session state is used, so a connection pooler in
+transaction mode is fine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from ..client.streams import SessionEvent
+from ..models import Interaction, InteractionEvent
+from .common import parse_timestamp
+
+__all__ = ["store_event_stream"]
+
+#: One row as written: interaction, sequence, name, event_id, data, timestamp, created_at.
+_Row = tuple[Any, int, str, str, Any, Any, Any]
+
+#: The model fields written, in :data:`_Row` order.
+_FIELDS = ("interaction", "sequence", "name", "event_id", "data", "timestamp", "created_at")
+#: The PostgreSQL types of their columns, for binary ``COPY``.
+_POSTGRES_TYPES = ("uuid", "int4", "varchar", "varchar", "jsonb", "timestamptz", "timestamptz")
+#: How many times a batch refused by the unique constraint is checked and copied again.
+_ATTEMPTS = 3
+
+
+def store_event_stream(
+    interaction: Interaction, events: Iterable[SessionEvent], *, batch_size: int
+) -> int:
+    """Store ``events`` as ``interaction``'s ``InteractionEvent`` rows; returns how many came.
+
+    Writes batches of ``batch_size`` events, each committed on its own (or as part of the
+    caller's transaction, inside ``transaction.atomic()``). Sequences already stored are
+    skipped, so a re-fetch never duplicates a row; an error raised by ``events`` propagates
+    once the batches before it are stored. See the module documentation for how each database
+    is written to.
+    """
+    alias = router.db_for_write(InteractionEvent)
+    connection = connections[alias]
+    if connection.vendor == "postgresql" and _driver(connection) == "psycopg":
+        return _PostgresWriter(connection, alias, interaction, batch_size).store(events)
+    if connection.vendor == "sqlite":
+        return _store_sqlite(connection, alias, interaction, events, batch_size)
+    return _store_with_orm(interaction, events, batch_size)
+
+
+def _driver(connection: BaseDatabaseWrapper) -> str:
+    """The DB-API module's name: ``psycopg`` (3) or ``psycopg2`` on PostgreSQL."""
+    return str(getattr(getattr(connection, "Database", None), "__name__", ""))
+
+
+@dataclass(frozen=True)
+class _Table:
+    """The events table's quoted name and columns, to build SQL from."""
+
+    name: str
+    #: The columns of :data:`_FIELDS`, comma-separated.
+    columns: str
+    interaction: str
+    sequence: str
+
+    @classmethod
+    def of(cls, connection: BaseDatabaseWrapper) -> _Table:
+        """The names as ``connection`` quotes them."""
+        quote = connection.ops.quote_name
+        column = {name: quote(_field(name).column) for name in _FIELDS}
+        return cls(
+            name=quote(InteractionEvent._meta.db_table),
+            columns=", ".join(column.values()),
+            interaction=column["interaction"],
+            sequence=column["sequence"],
+        )
+
+
+def _field(name: str) -> models.Field[Any, Any]:
+    field = InteractionEvent._meta.get_field(name)
+    assert isinstance(field, models.Field)
+    return field
+
+
+_END: Any = object()
+
+
+def _batches(
+    events: Iterable[SessionEvent], size: int
+) -> Iterator[tuple[list[SessionEvent], bool]]:
+    """``events`` in lists of at most ``size``, each with whether it is the last.
+
+    One event is read ahead to know. When reading it fails, the batch before is still given
+    (as the last) before the error propagates; a batch the error cuts short is not.
+    """
+    iterator = iter(events)
+    batch = list(islice(iterator, size))
+    while batch:
+        try:
+            ahead = next(iterator, _END)
+        except Exception:
+            yield batch, True
+            raise
+        yield batch, ahead is _END
+        batch = [] if ahead is _END else [ahead, *islice(iterator, size - 1)]
+
+
+# --- SQLite --------------------------------------------------------------------------------
+
+
+def _store_sqlite(
+    connection: BaseDatabaseWrapper,
+    alias: str,
+    interaction: Interaction,
+    events: Iterable[SessionEvent],
+    batch_size: int,
+) -> int:
+    table = _Table.of(connection)
+    # Identifiers from the model's meta, quoted; every value is a parameter.
+    placeholders = ", ".join(["%s"] * len(_FIELDS))
+    sql = f"INSERT OR IGNORE INTO {table.name} ({table.columns}) VALUES ({placeholders})"  # noqa: S608
+    interaction_id = _field("interaction").get_db_prep_save(interaction.pk, connection)
+    adapt = _sqlite_datetime_adapter(connection)
+    dumps = json.dumps
+    count = 0
+    for batch, _ in _batches(events, batch_size):
+        now = adapt(timezone.now())
+        rows = [
+            (
+                interaction_id,
+                event.sequence,
+                (event.name or "")[:255],
+                (event.id or "")[:255],
+                None if event.data is None else dumps(event.data),
+                adapt(parse_timestamp(event.timestamp)),
+                now,
+            )
+            for event in batch
+        ]
+        with transaction.atomic(using=alias, savepoint=False), connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+        count += len(rows)
+    return count
+
+
+def _sqlite_datetime_adapter(connection: BaseDatabaseWrapper) -> Callable[[Any], Any]:
+    """What Django's SQLite backend stores for an aware datetime (or ``None``)."""
+    if not settings.USE_TZ:
+        # It refuses aware datetimes, as saving through the model does.
+        return connection.ops.adapt_datetimefield_value
+    tz = connection.timezone
+
+    def adapt(value: datetime | None) -> str | None:
+        # adapt_datetimefield_value without its per-call checks (a fifth of the row's cost).
+        return None if value is None else str(value.astimezone(tz).replace(tzinfo=None))
+
+    return adapt
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+class _PostgresWriter:
+    """Binary ``COPY`` of one stream's rows (see the module documentation)."""
+
+    def __init__(
+        self, connection: BaseDatabaseWrapper, alias: str, interaction: Interaction, size: int
+    ) -> None:
+        from psycopg.types.json import Jsonb
+
+        self.connection = connection
+        self.alias = alias
+        self.interaction_id = interaction.pk
+        self.batch_size = size
+        self.jsonb = Jsonb
+        table = _Table.of(connection)
+        # Identifiers from the model's meta, quoted; every value is a parameter.
+        self.copy_sql = f"COPY {table.name} ({table.columns}) FROM STDIN (FORMAT BINARY)"
+        self.highest_sql = (
+            f"SELECT MAX({table.sequence}) FROM {table.name} WHERE {table.interaction} = %s"  # noqa: S608
+        )
+        self.stored_sql = (
+            f"SELECT {table.sequence} FROM {table.name} "  # noqa: S608
+            f"WHERE {table.interaction} = %s AND {table.sequence} BETWEEN %s AND %s"
+        )
+
+    def store(self, events: Iterable[SessionEvent]) -> int:
+        """Write ``events``; returns how many came."""
+        highest = self._highest_stored()
+        # Inside the caller's transaction, its commit is the one that counts.
+        nested = self.connection.in_atomic_block
+        checking = False  # set once a concurrent writer was caught: check every batch then
+        count = 0
+        for batch, last in _batches(events, self.batch_size):
+            now = timezone.now()
+            rows = [self._row(event, now) for event in batch]
+            count += len(rows)
+            durable = last or nested
+            if checking or not _rising_above(rows, highest):
+                self._copy_missing(rows, durable)
+            else:
+                try:
+                    with self._transaction(durable) as cursor, self._copy_in(cursor) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                except IntegrityError:
+                    # A concurrent fetch stored some of these sequences first.
+                    checking = True
+                    self._copy_missing(rows, durable)
+            highest = max(highest, max(row[1] for row in rows))
+        return count
+
+    def _highest_stored(self) -> int:
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.highest_sql, [self.interaction_id])
+            (highest,) = cursor.fetchone()
+        return -1 if highest is None else int(highest)
+
+    def _row(self, event: SessionEvent, now: datetime) -> _Row:
+        data = event.data
+        return (
+            self.interaction_id,
+            event.sequence,
+            (event.name or "")[:255],
+            (event.id or "")[:255],
+            # Serialized while copied, by json.dumps as Django's JSONField does (whatever
+            # psycopg's default may have been set to).
+            None if data is None else self.jsonb(data, dumps=json.dumps),
+            parse_timestamp(event.timestamp),
+            now,
+        )
+
+    def _copy_missing(self, rows: list[_Row], durable: bool) -> None:
+        """Copy those of ``rows`` whose sequence is not stored yet (the first of duplicates)."""
+        unique: dict[int, _Row] = {}
+        for row in rows:
+            unique.setdefault(row[1], row)
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self._transaction(durable) as cursor:
+                    # A range, not "= ANY(array)": the planner picks the unique index for it
+                    # even when the table's statistics are stale (just after a big insert).
+                    bounds = [min(unique), max(unique)]
+                    cursor.execute(self.stored_sql, [self.interaction_id, *bounds])
+                    stored = {sequence for (sequence,) in cursor.fetchall()}
+                    missing = [row for sequence, row in unique.items() if sequence not in stored]
+                    if missing:
+                        with self._copy_in(cursor) as copy:
+                            for row in missing:
+                                copy.write_row(row)
+                return
+            except IntegrityError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[Any]:
+        """A transaction (or savepoint) and a cursor in it.
+
+        Unless ``durable``, its commit does not wait for the disk (``synchronous_commit`` off,
+        for this transaction only). The WAL is flushed in order, so the next synchronous commit
+        (the last batch's, ``fetch_events``' update of the interaction) makes it durable too,
+        as PostgreSQL's WAL writer does within a second anyway; a crash before that loses only
+        batches of a stream not yet marked fetched, which is fetched again.
+        """
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+            if not durable:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            yield cursor
+
+    @contextmanager
+    def _copy_in(self, cursor: Any) -> Iterator[Any]:
+        # copy() is the psycopg cursor's, outside Django's wrapper: raise its errors as Django's.
+        with self.connection.wrap_database_errors, cursor.cursor.copy(self.copy_sql) as copy:
+            copy.set_types(_POSTGRES_TYPES)
+            yield copy
+
+
+def _rising_above(rows: list[_Row], highest: int) -> bool:
+    """Whether the sequences of ``rows`` rise strictly, from above ``highest``."""
+    previous = highest
+    for row in rows:
+        if row[1] <= previous:
+            return False
+        previous = row[1]
+    return True
+
+
+# --- any other database --------------------------------------------------------------------
+
+
+def _orm_row(interaction: Interaction, event: SessionEvent) -> InteractionEvent:
+    return InteractionEvent(
+        interaction=interaction,
+        sequence=event.sequence,
+        name=(event.name or "")[:255],
+        event_id=(event.id or "")[:255],
+        data=event.data,
+        timestamp=parse_timestamp(event.timestamp),
+    )
+
+
+def _store_with_orm(
+    interaction: Interaction, events: Iterable[SessionEvent], batch_size: int
+) -> int:
+    count = 0
+    for batch, _ in _batches(events, batch_size):
+        InteractionEvent.objects.bulk_create(
+            [_orm_row(interaction, event) for event in batch], ignore_conflicts=True
+        )
+        count += len(batch)
+    return count
