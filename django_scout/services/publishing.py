@@ -101,15 +101,26 @@ class _DaemonPool:
     def _run(self, work: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]]) -> None:
         while True:
             call, future = work.get()
+            outcome: tuple[bool, Any] | None = None
             if future.set_running_or_notify_cancel():
                 try:
-                    future.set_result(call())
+                    outcome = (True, call())
                 except BaseException as exc:
-                    future.set_exception(exc)
+                    outcome = (False, exc)
+            # Idle again *before* the caller learns the outcome: a caller that publishes again
+            # at once then finds this thread free instead of starting another one.
             with self._lock:
-                if work is not self._queue:
-                    return  # a fork replaced the pool
-                self._idle += 1
+                replaced = work is not self._queue  # a fork replaced the pool
+                if not replaced:
+                    self._idle += 1
+            if outcome is not None:
+                ok, value = outcome
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+            if replaced:
+                return
 
 
 class _HeldProducer(threading.local):
