@@ -21,11 +21,18 @@ QUEUE = "django-scout-publisher-test"
 
 @pytest.fixture
 def app() -> Iterator[Celery]:
-    celery = Celery("publisher-test", broker="memory://", set_as_current=False)
+    celery = Celery("publisher-test", set_as_current=False)
+    # The write URL, not broker_url: CELERY_BROKER_URL in the environment would win over that.
+    celery.conf["broker_write_url"] = "memory://"
     celery.conf.task_always_eager = False
     celery.conf.task_default_queue = QUEUE
+    purge(celery)
     yield celery
-    with celery.connection_for_write() as connection:
+    purge(celery)
+
+
+def purge(app: Celery) -> None:
+    with app.connection_for_write() as connection:
         connection.default_channel.queue_purge(QUEUE)  # type: ignore[attr-defined]
 
 
