@@ -18,7 +18,7 @@ from django.utils import timezone
 from .. import signals
 from ..client import ScoutAPIError, ScoutError
 from ..client.streams import SessionEvent
-from ..client.validation import build_messages, validate_tags
+from ..client.validation import build_messages, validate_json_object, validate_tags
 from ..conf import scout_settings
 from ..models import (
     CallbackDelivery,
@@ -34,7 +34,6 @@ from .common import (
     ReconcileReport,
     RetryLater,
     aware,
-    check_json_object,
     delete_in_batches,
     enqueue_after_commit,
     error_code_for,
@@ -113,8 +112,8 @@ def start_interaction(
         raise ValueError("session_id must be a non-empty string when given")
     built_messages = build_messages(message, messages)
     clean_tags = validate_tags(tags) if tags is not None else []
-    clean_metadata = check_json_object(metadata, "metadata")
-    clean_variables = check_json_object(variables, "variables")
+    clean_metadata = validate_json_object(metadata, "metadata") or {}
+    clean_variables = validate_json_object(variables, "variables") or {}
     conf = scout_settings()
     conf.require("API_KEY")
     conf.require("CALLBACK_BASE_URL")
