@@ -97,12 +97,11 @@ class CleanVenv:
             return
         needed = list(requirements)
         if wheel is not None:
-            pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
-            subprocess.run(
-                [*pip, "--target", str(self.site), str(wheel)],
-                check=True,
-                capture_output=True,
-            )
+            # A pure-Python wheel installs by unpacking it (no pip needed: uv-made venvs lack it).
+            with zipfile.ZipFile(wheel) as archive:
+                (tags,) = (n for n in archive.namelist() if n.endswith(".dist-info/WHEEL"))
+                assert b"Root-Is-Purelib: true" in archive.read(tags)
+                archive.extractall(self.site)
             needed += wheel_requirements(wheel)
         for dist in closure(needed).values():
             self._link(dist)
