@@ -102,9 +102,30 @@ def start_interaction(
 ) -> Interaction:
     """Validate, save a ``pending`` interaction and enqueue its start task on commit.
 
-    Raises ``ValueError`` (nothing saved) for an empty agent id, an empty message, bad tags, or
-    metadata/variables that are not JSON objects; ``ImproperlyConfigured`` when ``API_KEY`` or
-    ``CALLBACK_BASE_URL`` is not set.
+    The start task (on a Celery worker) asks Scout to run the agent asynchronously with a
+    callback URL naming this interaction, and moves it to ``accepted``; Scout's callback then
+    finishes it. Follow it with the ``interaction_*`` signals.
+
+    :param agent_id: the Scout agent to run.
+    :param message: one text, sent as ``[{"content": message}]``. Pass exactly one of
+        ``message`` and ``messages``.
+    :param messages: several messages: a non-empty list of texts, or of dicts with a
+        ``content`` key (a text, a drive file ``{"type": "drive_file", "path": ...}``, or a
+        list of both); dicts are sent as given.
+    :param session_id: continue this Scout session (its earlier messages are the agent's
+        context); ``None`` lets Scout start a new one, whose id is stored when Scout accepts.
+    :param metadata: a JSON object stored with the interaction and sent to Scout.
+    :param variables: a JSON object of interaction-local variables (values interpolated into
+        the agent's tool inputs), sent to Scout.
+    :param tags: at most 20 tags of 1 to 32 characters of lowercase ``a-z``, ``0-9``, ``:``,
+        ``_`` or ``-``.
+    :param subject: any saved model instance to attach (``interaction.subject``), typically
+        the record your receiver updates.
+    :returns: the saved ``Interaction``, still ``pending``.
+    :raises ValueError: nothing is saved: an empty agent id or session id, neither or both of
+        ``message``/``messages``, an empty message, bad tags, or metadata/variables that are
+        not JSON objects.
+    :raises ImproperlyConfigured: ``API_KEY`` or ``CALLBACK_BASE_URL`` is not set.
     """
     if not isinstance(agent_id, str) or not agent_id.strip():
         raise ValueError("agent_id must be a non-empty string")
