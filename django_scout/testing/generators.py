@@ -26,6 +26,7 @@ from django_scout.client.workflow_events import (
     BlockRunStartedData,
     BlockStateUpdated,
     BlockStateUpdatedData,
+    WorkflowEventData,
     WorkflowEventEnvelope,
     WorkflowRunCompleted,
     WorkflowRunCompletedData,
@@ -33,7 +34,6 @@ from django_scout.client.workflow_events import (
     WorkflowRunFailedData,
     WorkflowRunStarted,
     WorkflowRunStartedData,
-    WorkflowEventData,
 )
 
 from .behaviours import AppBehaviour, EventsFormat, WorkflowBehaviour
