@@ -31,6 +31,7 @@ from ..client import (
 )
 from ..client.redaction import mask_webhook_url
 from ..client.validation import validate_json_object, validate_json_value
+from ..client.workflow_events import WorkflowRunCompleted, WorkflowRunFailed
 from ..conf import scout_settings
 from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
 from .common import (
@@ -446,7 +447,7 @@ def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) 
         if updates:
             WorkflowRun.objects.filter(pk=run.pk).update(**updates)
             missing.update(dict.fromkeys(updates, False))
-        if name in ("workflow_run_completed", "workflow_run_failed"):
+        if name in (WorkflowRunCompleted.event_name, WorkflowRunFailed.event_name):
             terminal = (name, event_data)
     duration_ms = (timezone.now() - started).total_seconds() * 1000
     if terminal is None:
@@ -455,7 +456,7 @@ def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) 
             "stream_incomplete",
             "the stream ended without workflow_run_completed or workflow_run_failed",
         )
-    elif terminal[0] == "workflow_run_completed":
+    elif terminal[0] == WorkflowRunCompleted.event_name:
         output = getattr(terminal[1], "output", None)
         finish_run(run.pk, SUCCEEDED, outputs=output, duration_ms=duration_ms)
     else:
