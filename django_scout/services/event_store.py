@@ -17,12 +17,18 @@
 * **Anything else** (MySQL, MariaDB, Oracle, psycopg 2): ``bulk_create(ignore_conflicts=True)``.
 
 Every path stores what the model would: ``name`` and ``event_id`` cut to 255 characters, ``data``
-serialized by :func:`json.dumps` (``None`` as SQL ``NULL``), the timestamp read by
+as JSON (``None`` as SQL ``NULL``), the timestamp read by
 :func:`~django_scout.services.common.parse_timestamp` (``NULL`` when out of range) and
-``created_at`` set when the batch is written. Of events sharing a sequence, the first is kept.
+``created_at`` set when the batch is written. ``data`` is stored as the JSON text the event came
+as (:attr:`~django_scout.client.streams.SessionEvent.json_text`: an NDJSON line, an SSE event's
+data) when the stream gave one, and serialized by :func:`json.dumps` otherwise, so that most
+events are not serialized a second time; both load as the same value. Of events sharing a
+sequence, the first is kept.
+
 A batch is read from the stream whole before its transaction starts, so no transaction waits on
-the network. No temporary table or other session state is used, so a connection pooler in
-transaction mode is fine.
+the network; from the second batch on, the next one is read on a helper thread
+(:mod:`.read_ahead`) while the current one is written. No temporary table or other session state
+is used, so a connection pooler in transaction mode is fine.
 """
 
 from __future__ import annotations
