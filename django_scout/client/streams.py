@@ -277,7 +277,9 @@ class _SSELineSplitter:
                 text = text[1:]
         if not text:
             return []
-        lines = _NEWLINE.split(text)
+        # str.split is several times faster than the regular expression, and splits the same
+        # way when there is no "\r".
+        lines = _NEWLINE.split(text) if "\r" in text else text.split("\n")
         tail = lines.pop()
         if not lines:
             self._parts.append(tail)
