@@ -2,19 +2,23 @@
 
 Run from the repository root::
 
-    python bench/bench_streams.py [--events N] [--chunk-size BYTES]
+    python bench/bench_streams.py [--events N] [--chunk-size BYTES] [--rounds R]
 
 For each format (SSE, NDJSON, JSON array, JSON object wrapping the array) it generates the body
-lazily (never held whole in memory), parses it with ``iter_session_events`` (and the SSE body also
-with ``iter_sse``), and prints events per second and the peak memory traced by ``tracemalloc``
-while parsing. Speed is measured in a run without ``tracemalloc`` (which slows Python down); the
-memory figure comes from a second run with it. Nothing is asserted.
+lazily (never held whole in memory) and parses it with ``iter_session_events``; the SSE body is
+also parsed with ``iter_sse`` and, when the ``httpx-sse`` package is installed, with its
+``EventSource.iter_sse`` (the SSE parser django-scout does not use). The cases run in ``R``
+alternating rounds (the order rotates from round to round, so that load changes fall on every
+case alike) without ``tracemalloc``; the table gives events per second as the median and the
+lowest-highest of the rounds, and the peak memory traced by ``tracemalloc`` in one more parse per
+case. The machine's load is printed at the start and the end. Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 import tracemalloc
@@ -25,7 +29,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _history_common import load_line
+
 from django_scout.client.streams import iter_session_events, iter_sse
+
+Parse = Callable[[httpx.Response], Iterator[object]]
 
 PADDING = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 2
 
@@ -99,9 +107,7 @@ CONTENT_TYPES = {
 }
 
 
-def run(
-    fmt: str, count: int, chunk_size: int, parse: Callable[[httpx.Response], Iterator[object]]
-) -> tuple[int, int, float]:
+def run(fmt: str, count: int, chunk_size: int, parse: Parse) -> tuple[int, int, float]:
     """Parse one generated body; return (events, body bytes, seconds)."""
     stream = GeneratedStream(fmt, count, chunk_size)
     response = httpx.Response(200, headers={"content-type": CONTENT_TYPES[fmt]}, stream=stream)
@@ -110,34 +116,61 @@ def run(
     return parsed, stream.size, time.perf_counter() - started
 
 
+def cases() -> list[tuple[str, str, Parse]]:
+    """(parser, format, parse function) of every case; httpx-sse's only when it is installed."""
+    found: list[tuple[str, str, Parse]] = [("iter_sse", "sse", iter_sse)]
+    try:
+        from httpx_sse import EventSource
+    except ImportError:
+        print("httpx-sse is not installed: its case is skipped")
+    else:
+        found.append(("httpx-sse", "sse", lambda response: EventSource(response).iter_sse()))
+    found += [
+        ("iter_session_events", fmt, iter_session_events)
+        for fmt in ("sse", "ndjson", "json", "wrapped")
+    ]
+    return found
+
+
 def main() -> None:
-    """Parse arguments, run every format, print a table."""
+    """Parse arguments, run every case in alternating rounds, print a table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--chunk-size", type=int, default=64 * 1024)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    cases: list[tuple[str, str, Callable[[httpx.Response], Iterator[object]]]] = [
-        ("iter_sse", "sse", iter_sse),
-        ("iter_session_events", "sse", iter_session_events),
-        ("iter_session_events", "ndjson", iter_session_events),
-        ("iter_session_events", "json", iter_session_events),
-        ("iter_session_events", "wrapped", iter_session_events),
-    ]
-    print(f"{args.events} events per body, chunks of ~{args.chunk_size} bytes")
+    todo = cases()
+    print(load_line("start"))
     print(
-        f"{'parser':<20} {'format':<8} {'body MB':>8} {'events/s':>10} {'MB/s':>7} {'peak MB':>8}"
+        f"{args.events} events per body, chunks of ~{args.chunk_size} bytes, {args.rounds} rounds"
     )
-    for name, fmt, parse in cases:
-        events, size, seconds = run(fmt, args.events, args.chunk_size, parse)
+    rates: list[list[float]] = [[] for _ in todo]
+    sizes = [0] * len(todo)
+    for round_number in range(args.rounds):
+        shift = round_number % len(todo)
+        for index in [*range(shift, len(todo)), *range(shift)]:
+            _, fmt, parse = todo[index]
+            events, sizes[index], seconds = run(fmt, args.events, args.chunk_size, parse)
+            assert events == args.events, (todo[index][:2], events)
+            rates[index].append(events / seconds)
+    print(
+        f"{'parser':<20} {'format':<8} {'body MB':>8} {'events/s median (min-max)':>30} "
+        f"{'MB/s':>6} {'peak MB':>8}"
+    )
+    for (name, fmt, parse), rate, size in zip(todo, rates, sizes, strict=True):
         tracemalloc.start()
         run(fmt, args.events, args.chunk_size, parse)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
+        median = statistics.median(rate)
+        spread = f"{median:,.0f} ({min(rate):,.0f}-{max(rate):,.0f})"
+        megabytes = size / 1e6
         print(
-            f"{name:<20} {fmt:<8} {size / 1e6:>8.1f} {events / seconds:>10,.0f} "
-            f"{size / 1e6 / seconds:>7.1f} {peak / 1e6:>8.2f}"
+            f"{name:<20} {fmt:<8} {megabytes:>8.1f} {spread:>30} "
+            f"{megabytes * median / args.events:>6.1f} {peak / 1e6:>8.2f}"
         )
+    print(load_line("end"))
 
 
 if __name__ == "__main__":

@@ -193,7 +193,11 @@ class Interaction(SubjectMixin):
 class InteractionEvent(models.Model):
     """One event of an interaction's event stream, in Scout's order."""
 
-    interaction = models.ForeignKey(Interaction, on_delete=models.CASCADE, related_name="events")
+    # No index of its own: the unique (interaction, sequence) index serves every lookup by
+    # interaction, and a second index would be written for every stored event.
+    interaction = models.ForeignKey(
+        Interaction, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     sequence = models.PositiveIntegerField()
     name = models.CharField(max_length=255, blank=True, default="")
     event_id = models.CharField(max_length=255, blank=True, default="")

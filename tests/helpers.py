@@ -26,6 +26,8 @@ from django.urls import reverse
 from django_scout.testing.callbacks import callback_payload as testing_callback_payload
 
 SECRET = "test-signing-secret"
+#: Headers of a request for a Server-Sent Events answer, as the Scout clients send them.
+SSE_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
 ROOT = Path(__file__).resolve().parent.parent
 
 #: ``settings.SCOUT`` for unit tests of the services: no waiting between retries.

@@ -7,6 +7,7 @@ other databases keep) stores for the same events.
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -120,6 +121,33 @@ def test_rows_are_those_the_orm_path_stores(batch_size: int) -> None:
         "created_at", flat=True
     )
     assert all(before <= value <= after for value in created)
+
+
+def test_the_json_text_an_event_came_as_is_stored_without_serializing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``json_text`` is what goes into ``data``: no ``json.dumps`` for such an event. (The text
+    below disagrees with ``data`` on purpose, to show which of the two is written.)"""
+    dumped: list[Any] = []
+    real_dumps = json.dumps
+
+    def spy(value: Any, **kwargs: Any) -> str:
+        dumped.append(value)
+        return real_dumps(value, **kwargs)
+
+    interaction = new_interaction()
+    monkeypatch.setattr(json, "dumps", spy)
+    events = [
+        ev(0, data={"a": 1}, json_text='{"a":  2, "ü": "\u00e9 😀"}'),
+        ev(1, data=None, json_text="null"),  # still SQL NULL, as the ORM stores None
+        ev(2, data=[3]),  # no text: serialized
+    ]
+    assert event_store.store_event_stream(interaction, events, batch_size=2) == 3
+    monkeypatch.undo()
+    rows = stored(interaction)
+    assert [row[3] for row in rows] == [{"a": 2, "ü": "é 😀"}, None, [3]]
+    assert rows[1][-1]  # SQL NULL
+    assert dumped == [[3]]
 
 
 def test_store_events_uses_the_batch_size_setting() -> None:

@@ -25,7 +25,7 @@ import codecs
 import json
 import re
 from collections.abc import AsyncIterator, Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -101,7 +101,10 @@ class SessionEvent:
     event object's ``"name"``, ``"event"`` or ``"type"`` string, otherwise ``None``. ``data`` is the
     whole parsed JSON value (an object with a ``"data"`` key is kept whole, not unwrapped). ``id``
     is the SSE ``id:`` or the object's ``"id"`` string; ``timestamp`` is the object's
-    ``"timestamp"``, ``"created_at"`` or ``"time"`` string.
+    ``"timestamp"``, ``"created_at"`` or ``"time"`` string. ``json_text`` is the JSON text
+    ``data`` was parsed from, when the body gave it on its own (an NDJSON line, an SSE event's
+    data), so that storing the event need not serialize ``data`` again; ``None`` otherwise. It
+    takes no part in comparisons.
     """
 
     sequence: int
@@ -109,6 +112,7 @@ class SessionEvent:
     data: Any
     id: str | None
     timestamp: str | None
+    json_text: str | None = field(default=None, repr=False, compare=False)
 
 
 def is_done(message: SSEMessage) -> bool:
@@ -273,7 +277,9 @@ class _SSELineSplitter:
                 text = text[1:]
         if not text:
             return []
-        lines = _NEWLINE.split(text)
+        # str.split is several times faster than the regular expression, and splits the same
+        # way when there is no "\r".
+        lines = _NEWLINE.split(text) if "\r" in text else text.split("\n")
         tail = lines.pop()
         if not lines:
             self._parts.append(tail)
@@ -389,17 +395,18 @@ class _SSEParser:
 # Value parsers (NDJSON and JSON): body bytes in, parsed JSON values out
 
 
+#: A parsed JSON value and the text it was parsed from (``None`` when the parser has no text).
+_Parsed = tuple[Any, "str | None"]
+
+
 class _ValueParser:
     """Push parser: body bytes in, parsed JSON values out (generators, as for SSE)."""
 
-    def feed(self, chunk: bytes) -> Iterator[Any]:
+    def feed(self, chunk: bytes) -> Iterator[_Parsed]:
         raise NotImplementedError
 
-    def finish(self) -> Iterator[Any]:
+    def finish(self) -> Iterator[_Parsed]:
         raise NotImplementedError
-
-
-_SKIP: Final = object()
 
 
 class _NDJSONParser(_ValueParser):
@@ -411,7 +418,7 @@ class _NDJSONParser(_ValueParser):
         self._partial = bytearray()
         self._line_number = 0
 
-    def feed(self, chunk: bytes) -> Iterator[Any]:
+    def feed(self, chunk: bytes) -> Iterator[_Parsed]:
         lines = chunk.split(b"\n")
         tail = lines.pop()
         if lines and self._partial:
@@ -419,22 +426,23 @@ class _NDJSONParser(_ValueParser):
             lines[0] = bytes(self._partial)
             self._partial.clear()
         for line in lines:
-            value = self._load(line)
-            if value is not _SKIP:
-                yield value
+            parsed = self._load(line)
+            if parsed is not None:
+                yield parsed
         self._partial += tail
         if len(self._partial) > _MAX_ELEMENT_BYTES:
             raise _too_large(f"NDJSON line {self._line_number + 1}")
 
-    def finish(self) -> Iterator[Any]:
+    def finish(self) -> Iterator[_Parsed]:
         if self._partial:
             line = bytes(self._partial)
             self._partial.clear()
-            value = self._load(line)
-            if value is not _SKIP:
-                yield value
+            parsed = self._load(line)
+            if parsed is not None:
+                yield parsed
 
-    def _load(self, line: bytes) -> Any:
+    def _load(self, line: bytes) -> _Parsed | None:
+        """The line's value and text; ``None`` for a blank line."""
         self._line_number += 1
         if len(line) > _MAX_ELEMENT_BYTES:
             raise _too_large(f"NDJSON line {self._line_number}")
@@ -442,9 +450,10 @@ class _NDJSONParser(_ValueParser):
             line = line[len(codecs.BOM_UTF8) :]
         line = line.strip()
         if not line:
-            return _SKIP
+            return None
         try:
-            return load_json(line.decode("utf-8"))
+            text = line.decode("utf-8")
+            return load_json(text), text
         except (ValueError, RecursionError) as exc:
             raise ScoutStreamError(
                 f"NDJSON line {self._line_number} is not JSON ({_reason(exc)}): {_excerpt(line)}"
@@ -849,19 +858,19 @@ class _JSONParser(_ValueParser):
         self._buf = _ByteBuffer()
         self._splitter = _json_events(self._buf)
 
-    def feed(self, chunk: bytes) -> Iterator[Any]:
+    def feed(self, chunk: bytes) -> Iterator[_Parsed]:
         self._buf.append(chunk)
         return self._run()
 
-    def finish(self) -> Iterator[Any]:
+    def finish(self) -> Iterator[_Parsed]:
         self._buf.eof = True
         return self._run()
 
-    def _run(self) -> Iterator[Any]:
+    def _run(self) -> Iterator[_Parsed]:
         for item in self._splitter:
             if item is _NEED:
                 return
-            yield item
+            yield item, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -929,8 +938,8 @@ class _SessionEventsParser:
             yield from self._from_sse(self._sse.feed(chunk))
         else:
             assert self._values is not None
-            for value in self._values.feed(chunk):
-                yield self._event(value)
+            for value, text in self._values.feed(chunk):
+                yield self._event(value, text=text)
 
     def finish(self) -> Iterator[SessionEvent]:
         """The events left at the end of the body."""
@@ -947,8 +956,8 @@ class _SessionEventsParser:
             yield from self._from_sse(self._sse.finish())
         else:
             assert self._values is not None
-            for value in self._values.finish():
-                yield self._event(value)
+            for value, text in self._values.finish():
+                yield self._event(value, text=text)
 
     def _start(self, body_format: str) -> None:
         if body_format == "sse":
@@ -1004,17 +1013,24 @@ class _SessionEventsParser:
                 break
             if not message.data.strip():
                 continue  # keep-alive
+            text: str | None = message.data
             try:
                 value = parse_json_data(message, position=position)
             except ScoutStreamError:
                 if message.event != "error":
                     raise
                 value = message.data  # an error event carries its message as plain text (D16)
+                text = None
             name = message.event if message.event != "message" else None
-            yield self._event(value, name=name, event_id=message.id or None)
+            yield self._event(value, name=name, event_id=message.id or None, text=text)
 
     def _event(
-        self, value: Any, *, name: str | None = None, event_id: str | None = None
+        self,
+        value: Any,
+        *,
+        name: str | None = None,
+        event_id: str | None = None,
+        text: str | None = None,
     ) -> SessionEvent:
         timestamp = None
         if isinstance(value, dict):
@@ -1025,7 +1041,12 @@ class _SessionEventsParser:
                 event_id = element_id if isinstance(element_id, str) else None
             timestamp = _first_string(value, _TIMESTAMP_KEYS)
         event = SessionEvent(
-            sequence=self._sequence, name=name, data=value, id=event_id, timestamp=timestamp
+            sequence=self._sequence,
+            name=name,
+            data=value,
+            id=event_id,
+            timestamp=timestamp,
+            json_text=text,
         )
         self._sequence += 1
         return event

@@ -17,12 +17,18 @@
 * **Anything else** (MySQL, MariaDB, Oracle, psycopg 2): ``bulk_create(ignore_conflicts=True)``.
 
 Every path stores what the model would: ``name`` and ``event_id`` cut to 255 characters, ``data``
-serialized by :func:`json.dumps` (``None`` as SQL ``NULL``), the timestamp read by
+as JSON (``None`` as SQL ``NULL``), the timestamp read by
 :func:`~django_scout.services.common.parse_timestamp` (``NULL`` when out of range) and
-``created_at`` set when the batch is written. Of events sharing a sequence, the first is kept.
+``created_at`` set when the batch is written. ``data`` is stored as the JSON text the event came
+as (:attr:`~django_scout.client.streams.SessionEvent.json_text`: an NDJSON line, an SSE event's
+data) when the stream gave one, and serialized by :func:`json.dumps` otherwise, so that most
+events are not serialized a second time; both load as the same value. Of events sharing a
+sequence, the first is kept.
+
 A batch is read from the stream whole before its transaction starts, so no transaction waits on
-the network. No temporary table or other session state is used, so a connection pooler in
-transaction mode is fine.
+the network; from the second batch on, the next one is read on a helper thread
+(:mod:`.read_ahead`) while the current one is written. No temporary table or other session state
+is used, so a connection pooler in transaction mode is fine.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +48,7 @@ from django.utils import timezone
 from ..client.streams import SessionEvent
 from ..models import Interaction, InteractionEvent
 from .common import parse_timestamp
+from .read_ahead import read_ahead_batches
 
 __all__ = ["store_event_stream"]
 
@@ -111,29 +117,6 @@ def _field(name: str) -> models.Field[Any, Any]:
     return field
 
 
-_END: Any = object()
-
-
-def _batches(
-    events: Iterable[SessionEvent], size: int
-) -> Iterator[tuple[list[SessionEvent], bool]]:
-    """``events`` in lists of at most ``size``, each with whether it is the last.
-
-    One event is read ahead to know. When reading it fails, the batch before is still given
-    (as the last) before the error propagates; a batch the error cuts short is not.
-    """
-    iterator = iter(events)
-    batch = list(islice(iterator, size))
-    while batch:
-        try:
-            ahead = next(iterator, _END)
-        except Exception:
-            yield batch, True
-            raise
-        yield batch, ahead is _END
-        batch = [] if ahead is _END else [ahead, *islice(iterator, size - 1)]
-
-
 # --- SQLite --------------------------------------------------------------------------------
 
 
@@ -152,7 +135,7 @@ def _store_sqlite(
     adapt = _sqlite_datetime_adapter(connection)
     dumps = json.dumps
     count = 0
-    for batch, _ in _batches(events, batch_size):
+    for batch, _ in read_ahead_batches(events, batch_size):
         now = adapt(timezone.now())
         rows = [
             (
@@ -160,7 +143,7 @@ def _store_sqlite(
                 event.sequence,
                 (event.name or "")[:255],
                 (event.id or "")[:255],
-                None if event.data is None else dumps(event.data),
+                _json_text(event, dumps),
                 adapt(parse_timestamp(event.timestamp)),
                 now,
             )
@@ -170,6 +153,13 @@ def _store_sqlite(
             cursor.executemany(sql, rows)
         count += len(rows)
     return count
+
+
+def _json_text(event: SessionEvent, dumps: Callable[[Any], str]) -> str | None:
+    """The JSON text stored for ``event.data``: the text it came as, else ``dumps`` of it."""
+    if event.data is None:
+        return None
+    return event.json_text if event.json_text is not None else dumps(event.data)
 
 
 def _sqlite_datetime_adapter(connection: BaseDatabaseWrapper) -> Callable[[Any], Any]:
@@ -220,7 +210,7 @@ class _PostgresWriter:
         nested = self.connection.in_atomic_block
         checking = False  # set once a concurrent writer was caught: check every batch then
         count = 0
-        for batch, last in _batches(events, self.batch_size):
+        for batch, last in read_ahead_batches(events, self.batch_size):
             now = timezone.now()
             rows = [self._row(event, now) for event in batch]
             count += len(rows)
@@ -247,14 +237,20 @@ class _PostgresWriter:
 
     def _row(self, event: SessionEvent, now: datetime) -> _Row:
         data = event.data
+        if data is None:
+            value = None
+        elif event.json_text is not None:
+            value = self.jsonb(event.json_text, dumps=str)  # the text as it came
+        else:
+            # Serialized while copied, by json.dumps as Django's JSONField does (whatever
+            # psycopg's default may have been set to).
+            value = self.jsonb(data, dumps=json.dumps)
         return (
             self.interaction_id,
             event.sequence,
             (event.name or "")[:255],
             (event.id or "")[:255],
-            # Serialized while copied, by json.dumps as Django's JSONField does (whatever
-            # psycopg's default may have been set to).
-            None if data is None else self.jsonb(data, dumps=json.dumps),
+            value,
             parse_timestamp(event.timestamp),
             now,
         )
@@ -333,7 +329,7 @@ def _store_with_orm(
     interaction: Interaction, events: Iterable[SessionEvent], batch_size: int
 ) -> int:
     count = 0
-    for batch, _ in _batches(events, batch_size):
+    for batch, _ in read_ahead_batches(events, batch_size):
         InteractionEvent.objects.bulk_create(
             [_orm_row(interaction, event) for event in batch], ignore_conflicts=True
         )

@@ -340,6 +340,22 @@ async def test_session_sse_error_event_with_text(mode: str) -> None:
     ]
 
 
+async def test_session_events_keep_the_json_text_they_were_parsed_from(mode: str) -> None:
+    """SSE data and NDJSON lines are kept as ``json_text`` (so storing need not serialize them
+    again); a plain-text error event and the elements of a JSON array have none."""
+    sse = b'data: {"n":  1}\n\nevent: error\ndata: the agent crashed\n\ndata: [1,\ndata: 2]\n\n'
+    events = await collect_events(sse, "text/event-stream", 5, mode)
+    assert [e.json_text for e in events] == ['{"n":  1}', None, "[1,\n2]"]
+    ndjson = b'\xef\xbb\xbf {"a": "caf\xc3\xa9"} \r\n\n[1, 2]\n7'
+    events = await collect_events(ndjson, "application/x-ndjson", 3, mode)
+    assert [e.json_text for e in events] == ['{"a": "café"}', "[1, 2]", "7"]
+    assert [e.data for e in events] == [{"a": "café"}, [1, 2], 7]
+    events = await collect_events(b'[{"a": 1}, 2]', "application/json", None, mode)
+    assert [e.json_text for e in events] == [None, None]
+    # Not part of equality: an event equals one built without it.
+    assert events[1] == SessionEvent(sequence=1, name=None, data=2, id=None, timestamp=None)
+
+
 # --------------------------------------------------------------------------- session events: NDJSON
 
 NDJSON_TYPES = [

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import AbstractContextManager
 
+import httpx
 import pytest
-from httpx_sse import connect_sse
 
+from django_scout.client.streams import iter_sse
 from django_scout.testing import AppBehaviour
+from tests.helpers import SSE_HEADERS
+
+
+def stream_app(api: httpx.Client) -> AbstractContextManager[httpx.Response]:
+    """POST a streamed execution of ``app-1``."""
+    body = {"id": "app-1", "inputs": {}, "streaming": True}
+    return api.stream("POST", "/v1/apps/execute", json=body, headers=SSE_HEADERS)
 
 
 def test_plain_execution(api, fake_scout):
@@ -38,11 +47,9 @@ def test_plain_execution(api, fake_scout):
 
 def test_streamed_execution_uses_named_events_and_done(api, fake_scout):
     fake_scout.app("app-1", tokens=["a", "b", "c"], start_message="Searching...")
-    with connect_sse(
-        api, "POST", "/v1/apps/execute", json={"id": "app-1", "inputs": {}, "streaming": True}
-    ) as source:
-        assert source.response.headers["content-type"] == "text/event-stream"
-        events = [(sse.event, sse.data) for sse in source.iter_sse()]
+    with stream_app(api) as response:
+        assert response.headers["content-type"] == "text/event-stream"
+        events = [(sse.event, sse.data) for sse in iter_sse(response)]
     assert events[0] == ("start_message", "Searching...")
     assert [json.loads(data) for name, data in events[1:4]] == [
         {"output": {"output": "a"}},
@@ -58,10 +65,8 @@ def test_streamed_error_event_and_no_start_message(api, fake_scout):
     fake_scout.app(
         "app-1", tokens=["x"], start_message=None, error="Block failed", done_sentinel="DONE"
     )
-    with connect_sse(
-        api, "POST", "/v1/apps/execute", json={"id": "app-1", "inputs": {}, "streaming": True}
-    ) as source:
-        events = [(sse.event, sse.data) for sse in source.iter_sse()]
+    with stream_app(api) as response:
+        events = [(sse.event, sse.data) for sse in iter_sse(response)]
     assert events == [
         ("message", '{"output": {"output": "x"}}'),
         ("error", "Block failed"),

@@ -8,9 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
+from django_scout.client.streams import iter_sse
 from django_scout.testing import WorkflowBehaviour
+from tests.helpers import SSE_HEADERS
 
 ENVELOPE_KEYS = {
     "organization_id",
@@ -30,10 +31,10 @@ def stream_events(
     api: httpx.Client, path: str, body: dict[str, Any], **params: str
 ) -> list[dict[str, Any]]:
     events = []
-    with connect_sse(api, "POST", path, params=params, json=body) as source:
-        assert source.response.status_code == 200
-        assert source.response.headers["content-type"] == "text/event-stream"
-        for sse in source.iter_sse():
+    with api.stream("POST", path, params=params, json=body, headers=SSE_HEADERS) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/event-stream"
+        for sse in iter_sse(response):
             events.append(json.loads(sse.data))
     return events
 

@@ -1,0 +1,106 @@
+"""Read an iterable in batches on a helper thread while the caller writes the previous batch.
+
+Storing an event stream alternates two kinds of work: reading and parsing the next events
+(Python, holding the GIL) and writing a batch to the database (mostly waiting on the database
+server, or inside SQLite's C code, with the GIL released). :func:`read_ahead_batches` overlaps
+them: a daemon thread reads the batch after the one being written, at most
+:data:`READ_AHEAD` batches ahead, so memory stays bounded. Nothing on the helper thread touches
+the database; the caller's connection and transaction are used only by the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
+from itertools import islice
+from typing import Any, TypeVar
+
+__all__ = ["READ_AHEAD", "batches", "read_ahead_batches"]
+
+T = TypeVar("T")
+
+#: Batches read ahead of the one being written, at most.
+READ_AHEAD = 1
+
+_END: Any = object()
+
+
+def batches(items: Iterable[T], size: int) -> Iterator[tuple[list[T], bool]]:
+    """``items`` in lists of at most ``size``, each with whether it is the last.
+
+    One item is read ahead to know. When reading it fails, the batch before is still given
+    (as the last) before the error propagates; a batch the error cuts short is not.
+    """
+    iterator = iter(items)
+    batch = list(islice(iterator, size))
+    while batch:
+        try:
+            ahead = next(iterator, _END)
+        except Exception:
+            yield batch, True
+            raise
+        yield batch, ahead is _END
+        batch = [] if ahead is _END else [ahead, *islice(iterator, size - 1)]
+
+
+class _Failure:
+    """The error that ended the reading, to be raised on the caller's thread."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def read_ahead_batches(items: Iterable[T], size: int) -> Iterator[tuple[list[T], bool]]:
+    """:func:`batches` of ``items``, read on a helper thread from the second batch on.
+
+    Gives the same batches, flags and error as :func:`batches`. The first batch is read on the
+    caller's thread; a helper starts only when there is more, so a stream of one batch costs no
+    thread. When the caller stops early (an error while writing, or ``close()``), the helper
+    is told to stop and joined before this generator returns, so ``items`` (an HTTP response,
+    say) is never read after the caller moved on.
+    """
+    inline = batches(items, size)
+    first = next(inline, None)
+    if first is None:
+        return
+    yield first
+    if first[1]:
+        yield from inline  # nothing more: it ends, or raises the error that ended the reading
+        return
+    handoff: queue.Queue[tuple[list[T], bool] | _Failure | None] = queue.Queue(READ_AHEAD)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for item in inline:
+                while not stop.is_set():
+                    try:
+                        handoff.put(item, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as error:  # raised again on the caller's thread
+            handoff.put(_Failure(error))
+            return
+        handoff.put(None)
+
+    reader = threading.Thread(target=read, name="django-scout-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := handoff.get()) is not None:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():
+            # Make room for a put the reader may be blocked in.
+            with suppress(queue.Empty):
+                handoff.get(timeout=0.05)
+        reader.join()
