@@ -30,10 +30,12 @@ __all__ = ["BATCH_WINDOW", "FLUSH_WAIT", "MAX_BATCH", "BatchPublisher", "batch_p
 
 logger = logging.getLogger("django_scout")
 
-#: Seconds an id waits for others to share its message. Short next to Scout's callback rate
-#: limits and a worker's latency; long enough that a busy web process sends a few messages a
-#: second instead of one per callback.
-BATCH_WINDOW = 0.05
+#: Seconds an id waits for others to share its message. A message costs about as much CPU as
+#: the rest of a callback's request (Celery builds it, kombu's Redis transport makes a client
+#: for it), so under load the window sets how much of that each callback pays: at 100 ms a web
+#: process taking 100 callbacks a second pays for one message per 10 of them. Processing starts
+#: at most this much later, next to a Scout run of seconds.
+BATCH_WINDOW = 0.1
 
 #: Most ids in one message, so that one task's work stays small and workers share a burst.
 MAX_BATCH = 50

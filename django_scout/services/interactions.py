@@ -419,21 +419,18 @@ def record_callback(
         stored = _record_callback_orm(CallbackDelivery(**values), now)
     delivery, created = stored
     if created:
-
-        def announce() -> None:
-            if signals.callback_received.has_listeners(CallbackDelivery):
-                send_robust(signals.callback_received, CallbackDelivery, delivery=delivery)
-
-        transaction.on_commit(announce)
-        transaction.on_commit(functools.partial(_enqueue_processing, delivery.pk))
+        transaction.on_commit(functools.partial(_after_new_delivery, delivery))
     return delivery, created
 
 
-def _enqueue_processing(delivery_id: int) -> None:
-    """Have a worker process the new delivery soon, batched with others; never waits."""
+def _after_new_delivery(delivery: CallbackDelivery) -> None:
+    """Once the new delivery is committed: send ``callback_received`` (only when someone
+    listens), then have a worker process it soon, batched with others, without waiting."""
     from .. import tasks
 
-    batch_publisher.add(tasks.process_callbacks_task, delivery_id)
+    if signals.callback_received.has_listeners(CallbackDelivery):
+        send_robust(signals.callback_received, CallbackDelivery, delivery=delivery)
+    batch_publisher.add(tasks.process_callbacks_task, delivery.pk)
 
 
 def _record_callback_orm(
