@@ -31,6 +31,8 @@ setup_django(QUEUE, "memory://")  # its own queue: never leaves work in a real w
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 
+from django_scout.services.batching import batch_publisher  # noqa: E402
+
 
 def report(label: str, seconds: list[float]) -> None:
     ms = [s * 1000 for s in seconds]
@@ -56,6 +58,7 @@ def main() -> None:
     print(f"database: {connection.vendor}; broker: {os.environ['CELERY_BROKER_URL']}")
     for kind, values in timings.items():
         report(kind, values)
+    batch_publisher.flush()  # processing is published after the answers, in batches
     drop_database(old_name)
     purge(QUEUE)
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Task, shared_task
-from celery.exceptions import Retry
 
 from . import services
 from .client import ScoutError, UntrustedURLError
@@ -98,41 +97,98 @@ def start_interaction_task(
         ) from exc
 
 
-@shared_task(bind=True, name="django_scout.process_callback", max_retries=None, acks_late=True)
-@retry_database_errors
-def process_callback_task(self: Task[Any, Any], delivery_id: int) -> str:
-    """Apply a stored callback (:func:`~.services.process_delivery`).
+class _TryAgain(Exception):
+    """An attempt at a delivery failed in a way another attempt may fix."""
 
-    Event-fetch failures are retried, then the interaction completes without its events; any
-    other unexpected error is retried, then the delivery is given up
-    (:func:`~.services.give_up_delivery`), so it never stays pending forever.
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _apply_delivery(delivery_id: int, retries_left: bool) -> str:
+    """One attempt at a stored callback (:func:`~.services.process_delivery`).
+
+    Event-fetch failures and unexpected errors raise :class:`_TryAgain` while ``retries_left``;
+    after that the interaction completes without its events, or the delivery is given up
+    (:func:`~.services.give_up_delivery`), so it never stays pending forever. Transient database
+    errors propagate.
     """
     try:
         try:
             return services.process_delivery(delivery_id)
         except ScoutError as exc:
-            if not isinstance(exc, UntrustedURLError) and _retries_left(self):
+            if not isinstance(exc, UntrustedURLError) and retries_left:
                 logger.warning(
                     "django-scout: event fetch for delivery %s failed: %s", delivery_id, exc
                 )
-                raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
+                raise _TryAgain(exc) from exc
             logger.error("django-scout: events for delivery %s are missing: %s", delivery_id, exc)
             return services.process_delivery(delivery_id, events_error=f"event fetch failed: {exc}")
-    except (*TRANSIENT_DATABASE_ERRORS, Retry):
+    except (*TRANSIENT_DATABASE_ERRORS, _TryAgain):
         raise
     except Exception as exc:
-        if _retries_left(self):
+        if retries_left:
             logger.warning(
                 "django-scout: processing delivery %s failed, retrying: %s: %s",
                 delivery_id,
                 type(exc).__name__,
                 exc,
             )
-            raise self.retry(countdown=_countdown(self.request.retries), exc=exc) from exc
+            raise _TryAgain(exc) from exc
         logger.exception(
             "django-scout: processing delivery %s failed on every attempt", delivery_id
         )
         return services.give_up_delivery(delivery_id, exc)
+
+
+@shared_task(bind=True, name="django_scout.process_callback", max_retries=None, acks_late=True)
+@retry_database_errors
+def process_callback_task(self: Task[Any, Any], delivery_id: int) -> str:
+    """Apply a stored callback, retrying with backoff (see :func:`_apply_delivery`)."""
+    try:
+        return _apply_delivery(delivery_id, _retries_left(self))
+    except _TryAgain as again:
+        raise self.retry(countdown=_countdown(self.request.retries), exc=again.error) from again
+
+
+@shared_task(name="django_scout.process_callbacks", acks_late=True)
+def process_callbacks_task(delivery_ids: list[int]) -> dict[str, str]:
+    """Apply several stored callbacks, each on its own: what one does never touches the others.
+
+    The callback view publishes the deliveries a web process received within a few
+    milliseconds as one message of this task. A delivery whose attempt fails in a way a retry
+    may fix continues alone, as a :func:`process_callback_task` retry with backoff; when even
+    that cannot be published it waits for reconcile. Returns each id's outcome.
+    """
+    outcomes: dict[str, str] = {}
+    retries_left = scout_settings().TASK_MAX_RETRIES > 0
+    for delivery_id in delivery_ids:
+        try:
+            outcomes[str(delivery_id)] = _apply_delivery(delivery_id, retries_left)
+        except (_TryAgain, *TRANSIENT_DATABASE_ERRORS) as exc:
+            error = exc.error if isinstance(exc, _TryAgain) else exc
+            outcomes[str(delivery_id)] = _retry_alone(delivery_id, error)
+        except Exception:
+            logger.exception("django-scout: delivery %s left to reconcile", delivery_id)
+            outcomes[str(delivery_id)] = "left_to_reconcile"
+    return outcomes
+
+
+def _retry_alone(delivery_id: int, error: Exception) -> str:
+    """Publish the first retry of one delivery of a batch; its attempt there was the first."""
+    try:
+        # ``retries=1``: the message counts as a retry, so the task's limit holds as before.
+        process_callback_task.apply_async(  # type: ignore[call-arg]  # Celery takes it; stubs lag
+            args=(delivery_id,), countdown=_countdown(0), retries=1
+        )
+    except Exception:
+        logger.exception(
+            "django-scout: could not publish the retry of delivery %s (%s); left to reconcile",
+            delivery_id,
+            error,
+        )
+        return "left_to_reconcile"
+    return "retrying"
 
 
 @shared_task(bind=True, name="django_scout.run_workflow", max_retries=None, acks_late=True)

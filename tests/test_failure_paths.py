@@ -300,7 +300,7 @@ def test_callback_deadline_applies_even_with_a_pending_delivery(
     mock_scout: MockScout, signal_log: list[tuple[str, str]]
 ) -> None:
     interaction = accepted(mock_scout)
-    with mock.patch("django_scout.tasks.process_callback_task.apply_async"):
+    with mock.patch("django_scout.tasks.process_callbacks_task.apply_async"):
         post_callback(
             Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
         )

@@ -380,7 +380,7 @@ def test_reconcile_reprocesses_stored_deliveries(mock_scout: MockScout) -> None:
     payload = callback_payload(str(interaction.session_id))
     from unittest import mock
 
-    with mock.patch("django_scout.tasks.process_callback_task.apply_async", side_effect=OSError):
+    with mock.patch("django_scout.tasks.process_callbacks_task.apply_async", side_effect=OSError):
         assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
     delivery = CallbackDelivery.objects.get()
     assert delivery.processed_at is None

@@ -18,15 +18,18 @@ Other databases have no such statement with ``RETURNING``; :func:`upsert_deliver
 from __future__ import annotations
 
 import functools
+import weakref
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field
+from django.db.models import Field, JSONField
 
 from ..models import CallbackDelivery
 
-__all__ = ["supports_upsert", "upsert_delivery"]
+__all__ = ["new_delivery_values", "supports_upsert", "upsert_delivery"]
 
 #: The SQL of the statement, per (database vendor, table): built once per process.
 _SQL: dict[tuple[str, str], str] = {}
@@ -50,6 +53,13 @@ def _insert_fields() -> tuple[Field[Any, Any], ...]:
         for field in CallbackDelivery._meta.concrete_fields
         if not field.primary_key and not getattr(field, "generated", False)
     )
+
+
+@functools.cache
+def _insert_positions() -> tuple[int, ...]:
+    """Where each of :func:`_insert_fields` is among the model's concrete fields."""
+    fields = list(CallbackDelivery._meta.concrete_fields)
+    return tuple(fields.index(field) for field in _insert_fields())
 
 
 @functools.cache
@@ -97,33 +107,92 @@ def _from_row(connection: BaseDatabaseWrapper, using: str, row: Any) -> Callback
         for convert in converters:
             value = convert(value, column, connection)
         values.append(value)
-    return CallbackDelivery.from_db(
-        using, [field.attname for field in meta.concrete_fields], values
-    )
+    return CallbackDelivery.from_db(using, _attnames(), values)
 
 
-def upsert_delivery(delivery: CallbackDelivery) -> tuple[CallbackDelivery, bool] | None:
-    """Insert the unsaved ``delivery``, or count a repeat of its ``callback_event_id``.
+@functools.cache
+def _attnames() -> list[str]:
+    return [field.attname for field in CallbackDelivery._meta.concrete_fields]
 
-    Returns ``(stored delivery, created)`` in one round trip: the instance passed in, now with
-    its primary key, when it was inserted; the stored row (its count and ``last_received_at``
-    just updated from ``delivery``) when it is a repeat. Returns ``None``, having done
-    nothing, when the database cannot run the statement (see :func:`supports_upsert`) or a
-    field's value is an expression (a database default) that only the ORM can insert.
+
+#: Fields whose values go to the database as they are (``str``, ``int`` or ``None``).
+_AS_IS = ("CharField", "TextField", "PositiveIntegerField", "IntegerField")
+
+
+def _adapter(field: Field[Any, Any], connection: BaseDatabaseWrapper) -> Callable[[Any], Any]:
+    """A function that turns a Python value of ``field`` into a query parameter.
+
+    What ``field.get_db_prep_save`` does for the values :func:`upsert_delivery` is given, at a
+    fraction of its cost on the path every callback takes.
+    """
+    internal = field.get_internal_type()
+    if internal in _AS_IS and not field.is_relation:
+        return lambda value: value
+    if internal == "DateTimeField":
+        return connection.ops.adapt_datetimefield_value
+    if isinstance(field, JSONField) and hasattr(connection.ops, "adapt_json_value"):
+        encoder = field.encoder
+        return lambda value: connection.ops.adapt_json_value(value, encoder)
+    return lambda value: field.get_db_prep_save(value, connection)
+
+
+#: :func:`_adapter` of each of :func:`_insert_fields`, per connection (each thread has its own).
+_ADAPTERS: weakref.WeakKeyDictionary[BaseDatabaseWrapper, tuple[Callable[[Any], Any], ...]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _adapters(connection: BaseDatabaseWrapper) -> tuple[Callable[[Any], Any], ...]:
+    adapters = _ADAPTERS.get(connection)
+    if adapters is None:
+        adapters = tuple(_adapter(field, connection) for field in _insert_fields())
+        _ADAPTERS[connection] = adapters
+    return adapters
+
+
+def new_delivery_values(values: Mapping[str, Any], now: datetime) -> list[Any]:
+    """Every concrete field's value of a new delivery, in the model's field order.
+
+    ``values`` maps attribute names to values; a field not in it takes the model's default
+    (``now`` for ``auto_now_add``). The primary key is ``None``.
+    """
+    row = []
+    for field in CallbackDelivery._meta.concrete_fields:
+        if field.attname in values:
+            row.append(values[field.attname])
+        elif getattr(field, "auto_now_add", False):
+            row.append(now)
+        elif field.primary_key:
+            row.append(None)
+        else:
+            row.append(field.get_default())
+    return row
+
+
+def upsert_delivery(
+    values: Mapping[str, Any], now: datetime, using: str | None = None
+) -> tuple[CallbackDelivery, bool] | None:
+    """Insert a new delivery of ``values`` (attribute names to plain Python values), or count a
+    repeat of its ``callback_event_id``.
+
+    Fields missing from ``values`` take the model's defaults, ``now`` for ``received_at``.
+    Returns ``(stored delivery, created)`` in one round trip: a new instance holding the
+    inserted values and its primary key when it was inserted; the stored row (its count and
+    ``last_received_at`` just updated from ``values``) when it is a repeat. Returns ``None``,
+    having done nothing, when the database cannot run the statement (see
+    :func:`supports_upsert`); the caller then stores the delivery through the ORM.
 
     A database error inside an outer transaction marks that transaction for rollback, as
     leaving an ``atomic`` block with the error would: on PostgreSQL it cannot continue anyway.
     """
-    using = router.db_for_write(CallbackDelivery, instance=delivery)
+    using = using or router.db_for_write(CallbackDelivery)
     connection = connections[using]
     if not supports_upsert(connection):
         return None
-    values = [field.pre_save(delivery, True) for field in _insert_fields()]
-    if any(hasattr(value, "resolve_expression") for value in values):
-        return None  # a database default or an expression: the ORM knows how to insert it
+    row = new_delivery_values(values, now)
     params = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(_insert_fields(), values, strict=True)
+        adapt(row[position])
+        for adapt, position in zip(_adapters(connection), _insert_positions(), strict=True)
     ]
     try:
         with connection.cursor() as cursor:
@@ -133,11 +202,9 @@ def upsert_delivery(delivery: CallbackDelivery) -> tuple[CallbackDelivery, bool]
         if connection.in_atomic_block:
             transaction.set_rollback(True, using=using)
         raise
-    (row,) = rows
+    (returned,) = rows
     pk_index, count_index = _positions()
-    if row[count_index] == 1:
-        delivery.pk = row[pk_index]
-        delivery._state.adding = False
-        delivery._state.db = using
-        return delivery, True
-    return _from_row(connection, using, row), False
+    if returned[count_index] == 1:
+        row[pk_index] = returned[pk_index]
+        return CallbackDelivery.from_db(using, _attnames(), row), True
+    return _from_row(connection, using, returned), False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ from ..models import (
     Session,
 )
 from ..payloads import CallbackPayload
+from .batching import batch_publisher
 from .common import (
     TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
@@ -415,34 +417,40 @@ def record_callback(
 
     Returns ``(delivery, created)``. A repeat only increments ``delivery_count`` (and sets
     ``last_received_at``). A new delivery sends ``callback_received`` with the stored instance
-    and enqueues its processing after the commit. On PostgreSQL and SQLite this is one
-    statement (see :mod:`.deliveries`), and nothing is read back.
+    and, after the commit, is handed to :data:`.batching.batch_publisher`, which publishes its
+    processing soon, batched with others, without making the caller wait (the stored row is
+    the outbox: reconcile enqueues it when that publish is lost). On PostgreSQL and SQLite
+    storing is one statement (see :mod:`.deliveries`), and nothing is read back.
     """
     now = timezone.now()
-    delivery = CallbackDelivery(
-        callback_event_id=payload.callback_event_id,
-        target_interaction_id=target_interaction_id,
-        session_id=payload.session_id,
-        status=payload.status,
-        payload=payload.model_dump(mode="json", exclude_unset=True),
-        raw_body=raw_body,
-        headers=headers,
-        last_received_at=now,
-        next_attempt_at=now + _grace(),
-    )
-    stored = upsert_delivery(delivery)
+    values = {
+        "callback_event_id": payload.callback_event_id,
+        "target_interaction_id": target_interaction_id,
+        "session_id": payload.session_id,
+        "status": payload.status,
+        "payload": payload.model_dump(mode="json", exclude_unset=True),
+        "raw_body": raw_body,
+        "headers": headers,
+        "last_received_at": now,
+        "next_attempt_at": now + _grace(),
+    }
+    stored = upsert_delivery(values, now)
     if stored is None:
-        stored = _record_callback_orm(delivery, now)
+        stored = _record_callback_orm(CallbackDelivery(**values), now)
     delivery, created = stored
     if created:
-
-        def announce() -> None:
-            if signals.callback_received.has_listeners(CallbackDelivery):
-                send_robust(signals.callback_received, CallbackDelivery, delivery=delivery)
-
-        transaction.on_commit(announce)
-        enqueue_after_commit("process_callback_task", delivery.pk)
+        transaction.on_commit(functools.partial(_after_new_delivery, delivery))
     return delivery, created
+
+
+def _after_new_delivery(delivery: CallbackDelivery) -> None:
+    """Once the new delivery is committed: send ``callback_received`` (only when someone
+    listens), then have a worker process it soon, batched with others, without waiting."""
+    from .. import tasks
+
+    if signals.callback_received.has_listeners(CallbackDelivery):
+        send_robust(signals.callback_received, CallbackDelivery, delivery=delivery)
+    batch_publisher.add(tasks.process_callbacks_task, delivery.pk)
 
 
 def _record_callback_orm(

@@ -21,6 +21,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
+from django_scout.services.batching import batch_publisher
 from django_scout.services.publishing import publisher
 from django_scout.testing import FakeScout
 from tests import celery_app
@@ -131,6 +132,7 @@ def stack(
         with override_settings(SCOUT=integration_scout_settings):
             yield scout_server
     finally:
+        batch_publisher.flush()  # nothing of this test's is published during the next one
         celery_app.app.conf.task_always_eager = eager
         publisher.reset()
         scout_server.wait_until_idle(5)

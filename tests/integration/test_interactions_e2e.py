@@ -18,6 +18,7 @@ from kombu.exceptions import OperationalError as BrokerDown
 from django_scout import services
 from django_scout.api import start_interaction
 from django_scout.models import CallbackDelivery, Interaction, InteractionEvent
+from django_scout.services.batching import batch_publisher
 from django_scout.services.publishing import publisher
 from django_scout.testing import AgentBehaviour, FakeScout
 from django_scout.testing import sign_callback as fake_sign
@@ -217,9 +218,10 @@ def test_broker_down_when_callback_arrives_then_reconcile(
     from django_scout import tasks
 
     with mock.patch.object(
-        tasks.process_callback_task, "apply_async", side_effect=BrokerDown("broker down")
+        tasks.process_callbacks_task, "apply_async", side_effect=BrokerDown("broker down")
     ):
         delivery = stack.send_callback(str(interaction.session_id))
+        batch_publisher.flush()  # the publish follows the answer: still inside the outage
     assert [a.status for a in delivery.attempts] == [200]  # stored, Scout need not retry
     stored = CallbackDelivery.objects.get()
     assert stored.processed_at is None
