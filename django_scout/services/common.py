@@ -15,7 +15,6 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .. import signals
 from ..client import ScoutAPIError, ScoutClient, ScoutError
 from ..payloads import check_instant
 from .publishing import publisher
@@ -42,8 +41,10 @@ def send_robust(signal: Signal, sender: type[models.Model], **kwargs: Any) -> No
             )
 
 
-def signal_after_commit(queryset: QuerySet[Any], pk: Any, kwarg: str, *names: str) -> None:
-    """Send the named :mod:`django_scout.signals`, in order, once the transaction commits.
+def signal_after_commit(
+    queryset: QuerySet[Any], pk: Any, kwarg: str, *signals_to_send: Signal
+) -> None:
+    """Send ``signals_to_send``, in order, once the transaction commits.
 
     The row is read from ``queryset`` after the commit, so receivers see the transition; it is
     passed to them as ``kwarg`` (``interaction`` or ``run``) with its model as the sender.
@@ -51,8 +52,8 @@ def signal_after_commit(queryset: QuerySet[Any], pk: Any, kwarg: str, *names: st
 
     def send() -> None:
         obj = queryset.get(pk=pk)
-        for name in names:
-            send_robust(getattr(signals, name), queryset.model, **{kwarg: obj})
+        for signal in signals_to_send:
+            send_robust(signal, queryset.model, **{kwarg: obj})
 
     transaction.on_commit(send)
 
