@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
@@ -31,14 +33,36 @@ def get_client() -> ScoutClient:
 
 
 def send_robust(signal: Signal, sender: type[models.Model], **kwargs: Any) -> None:
-    """Send ``signal``; a receiver that raises is logged with its traceback, nothing more."""
-    for receiver, result in signal.send_robust(sender=sender, **kwargs):
+    """Send ``signal``; a receiver that raises is logged with its traceback, nothing more.
+
+    Receivers may be ``async def`` functions. Django 5.0+ awaits them itself; Django 4.2 only
+    calls them, so the coroutine it hands back is awaited here (see :func:`_await_robust`).
+    """
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        result = _await_robust(response) if inspect.isawaitable(response) else response
         if isinstance(result, Exception):
             logger.error(
                 "django-scout signal receiver %r raised; the transition stands",
                 receiver,
                 exc_info=(type(result), result, result.__traceback__),
             )
+
+
+def _await_robust(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` from this synchronous code; its exception is returned, not raised.
+
+    ``async_to_sync`` runs it on an event loop, and the receiver's ``sync_to_async`` database
+    calls come back to this thread, so they share its connection, as Django 5's
+    ``Signal.send_robust`` does for async receivers.
+    """
+
+    async def wait() -> Any:
+        try:
+            return await awaitable
+        except Exception as exc:
+            return exc
+
+    return async_to_sync(wait)()
 
 
 def signal_after_commit(
