@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from django_scout import signals
 from django_scout.conf import scout_settings
 from django_scout.models import (
     CallbackDelivery,
@@ -115,8 +116,8 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
                     Interaction.objects.select_related("session"),
                     interaction_id,
                     "interaction",
-                    "interaction_failed",
-                    "interaction_completed",
+                    signals.interaction_failed,
+                    signals.interaction_completed,
                 )
 
 

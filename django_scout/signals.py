@@ -1,6 +1,7 @@
 """Django signals sent by django-scout, each once per transition and after the commit.
 
-Receivers get the row as it is after the transition. A receiver that raises is logged with its
+Receivers get the row as it is after the transition. A receiver may be an ``async def``
+function, on every supported Django version. A receiver that raises is logged with its
 traceback; it neither undoes nor repeats the transition.
 
 | signal | sender | kwargs |

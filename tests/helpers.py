@@ -129,3 +129,33 @@ def running_server(
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def server_process_env(database_url: str, overrides: dict[str, object]) -> dict[str, str]:
+    """Environment for a server process serving ``tests.settings`` on ``database_url``.
+
+    Tasks run eagerly in that process (``SCOUT_TEST_EAGER``); ``overrides`` update its
+    ``settings.SCOUT``.
+    """
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": "memory://",
+        "SCOUT_TEST_EAGER": "1",
+        "SCOUT_TEST_OVERRIDES": json.dumps(overrides),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def migrated_sqlite_env(database: Path, overrides: dict[str, object]) -> dict[str, str]:
+    """:func:`server_process_env` on the SQLite file ``database``, migrated here."""
+    env = server_process_env(f"sqlite:///{database}", overrides)
+    subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    return env

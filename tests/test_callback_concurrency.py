@@ -18,9 +18,8 @@ import httpx
 import pytest
 
 from django_scout.testing.callbacks import callback_payload, encode_callback, sign_callback
-from tests.helpers import SECRET
+from tests.helpers import SECRET, migrated_sqlite_env
 from tests.helpers import running_server as serving
-from tests.test_callback_servers import migrated_sqlite_env
 
 WORKERS = 3
 DUPLICATES = 12

@@ -7,21 +7,16 @@ delivery from that file.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from django_scout.testing.callbacks import callback_payload, encode_callback, sign_callback
-from tests.helpers import ROOT, SECRET, running_server
+from tests.helpers import SECRET, migrated_sqlite_env, running_server
 
 LIMIT = 4096
 
@@ -35,27 +30,6 @@ SERVERS: dict[str, Callable[[int], list[str]]] = {
         "django.core.asgi:get_asgi_application",
     ],
 }
-
-
-def migrated_sqlite_env(database: Path, overrides: dict[str, object]) -> dict[str, str]:
-    """Environment for a server process on the SQLite file ``database``, migrated here."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": f"sqlite:///{database}",
-        "CELERY_BROKER_URL": "memory://",
-        "SCOUT_TEST_EAGER": "1",
-        "SCOUT_TEST_OVERRIDES": json.dumps(overrides),
-        "PYTHONPATH": str(ROOT),
-    }
-    subprocess.run(
-        [sys.executable, "-m", "django", "migrate", "--no-input", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        timeout=120,
-    )
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .. import signals
 from ..client import ScoutAPIError, ScoutClient, ScoutError
 from ..payloads import check_instant
 from .publishing import publisher
@@ -32,8 +33,13 @@ def get_client() -> ScoutClient:
 
 
 def send_robust(signal: Signal, sender: type[models.Model], **kwargs: Any) -> None:
-    """Send ``signal``; a receiver that raises is logged with its traceback, nothing more."""
-    for receiver, result in signal.send_robust(sender=sender, **kwargs):
+    """Send ``signal``; a receiver that raises is logged with its traceback, nothing more.
+
+    Receivers may be ``async def`` functions. Django 5.0+ awaits them itself; Django 4.2 only
+    calls them, so the coroutine it hands back is awaited here (see :func:`_await_robust`).
+    """
+    for receiver, response in signal.send_robust(sender=sender, **kwargs):
+        result = _await_robust(response) if inspect.isawaitable(response) else response
         if isinstance(result, Exception):
             logger.error(
                 "django-scout signal receiver %r raised; the transition stands",
@@ -42,8 +48,27 @@ def send_robust(signal: Signal, sender: type[models.Model], **kwargs: Any) -> No
             )
 
 
-def signal_after_commit(queryset: QuerySet[Any], pk: Any, kwarg: str, *names: str) -> None:
-    """Send the named :mod:`django_scout.signals`, in order, once the transaction commits.
+def _await_robust(awaitable: Awaitable[Any]) -> Any:
+    """Await ``awaitable`` from this synchronous code; its exception is returned, not raised.
+
+    ``async_to_sync`` runs it on an event loop, and the receiver's ``sync_to_async`` database
+    calls come back to this thread, so they share its connection, as Django 5's
+    ``Signal.send_robust`` does for async receivers.
+    """
+
+    async def wait() -> Any:
+        try:
+            return await awaitable
+        except Exception as exc:
+            return exc
+
+    return async_to_sync(wait)()
+
+
+def signal_after_commit(
+    queryset: QuerySet[Any], pk: Any, kwarg: str, *signals_to_send: Signal
+) -> None:
+    """Send ``signals_to_send``, in order, once the transaction commits.
 
     The row is read from ``queryset`` after the commit, so receivers see the transition; it is
     passed to them as ``kwarg`` (``interaction`` or ``run``) with its model as the sender.
@@ -51,8 +76,8 @@ def signal_after_commit(queryset: QuerySet[Any], pk: Any, kwarg: str, *names: st
 
     def send() -> None:
         obj = queryset.get(pk=pk)
-        for name in names:
-            send_robust(getattr(signals, name), queryset.model, **{kwarg: obj})
+        for signal in signals_to_send:
+            send_robust(signal, queryset.model, **{kwarg: obj})
 
     transaction.on_commit(send)
 

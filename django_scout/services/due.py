@@ -20,8 +20,8 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.dispatch import Signal
 
-from .. import signals
 from ..conf import scout_settings
 from .common import enqueue_after_commit, send_robust
 
@@ -85,7 +85,7 @@ def fail_overdue(
     *candidates: QuerySet[Any],
     signal_queryset: QuerySet[Any],
     kwarg: str,
-    signal_names: Iterable[str],
+    signals_to_send: Iterable[Signal],
     **fields: Any,
 ) -> list[str]:
     """Set ``fields`` (a ``failed`` status and its error) on every row of each of ``candidates``.
@@ -93,12 +93,12 @@ def fail_overdue(
     Each queryset must select rows that ``fields`` takes out of it (their status changes), so
     each batch is new, and be ordered by its deadline column, so that the database reads the
     deadline index in order rather than the whole table. Each batch is one transaction: lock,
-    one ``UPDATE``, and the named signals sent after the commit with the rows read from
+    one ``UPDATE``, and ``signals_to_send`` sent after the commit with the rows read from
     ``signal_queryset`` in one query.
     Returns the primary keys changed, as strings.
     """
     changed: list[str] = []
-    names = tuple(signal_names)
+    to_send = tuple(signals_to_send)
     for queryset in candidates:
         while True:
             with transaction.atomic():
@@ -110,17 +110,17 @@ def fail_overdue(
                 if not pks:
                     break
                 queryset.filter(pk__in=pks).update(**fields)
-                _signal_each_after_commit(signal_queryset, pks, kwarg, names)
+                _signal_each_after_commit(signal_queryset, pks, kwarg, to_send)
             changed.extend(str(pk) for pk in pks)
     return changed
 
 
 def _signal_each_after_commit(
-    queryset: QuerySet[Any], pks: list[Any], kwarg: str, names: tuple[str, ...]
+    queryset: QuerySet[Any], pks: list[Any], kwarg: str, to_send: tuple[Signal, ...]
 ) -> None:
     def send() -> None:
         for obj in queryset.filter(pk__in=pks):
-            for name in names:
-                send_robust(getattr(signals, name), queryset.model, **{kwarg: obj})
+            for signal in to_send:
+                send_robust(signal, queryset.model, **{kwarg: obj})
 
     transaction.on_commit(send)

@@ -13,6 +13,7 @@ from uuid import UUID
 from django.db import IntegrityError, models, transaction
 from django.db.models import Case, F, Q, TextField, Value, When
 from django.db.models.functions import Coalesce, Concat, Greatest
+from django.dispatch import Signal
 from django.urls import reverse
 from django.utils import timezone
 
@@ -82,10 +83,10 @@ SUCCEEDED = InteractionStatus.SUCCEEDED.value
 FAILED = InteractionStatus.FAILED.value
 
 
-def _signal_interaction_after_commit(interaction_id: UUID, *names: str) -> None:
-    """Send the named interaction signals, in order, once the transaction commits."""
+def _signal_interaction_after_commit(interaction_id: UUID, *signals_to_send: Signal) -> None:
+    """Send ``signals_to_send`` for the interaction, in order, once the transaction commits."""
     queryset = Interaction.objects.select_related("session")
-    signal_after_commit(queryset, interaction_id, "interaction", *names)
+    signal_after_commit(queryset, interaction_id, "interaction", *signals_to_send)
 
 
 # --- starting ------------------------------------------------------------------------------
@@ -237,7 +238,7 @@ def accept_interaction(interaction_id: UUID | str, session_id: str, events_url: 
         )
         if not changed:
             return False
-        _signal_interaction_after_commit(interaction.pk, "interaction_accepted")
+        _signal_interaction_after_commit(interaction.pk, signals.interaction_accepted)
         early = CallbackDelivery.objects.filter(processed_at__isnull=True).filter(
             Q(target_interaction_id=interaction.pk) | Q(session_id=session_id)
         )
@@ -274,7 +275,9 @@ def _fail(
         )
         if changed:
             _signal_interaction_after_commit(
-                UUID(str(interaction_id)), "interaction_failed", "interaction_completed"
+                UUID(str(interaction_id)),
+                signals.interaction_failed,
+                signals.interaction_completed,
             )
     return bool(changed)
 
@@ -650,9 +653,11 @@ def complete_interaction(
             error_message=scrub_text(error_message) if status == FAILED else "",
         )
         if changed:
-            first = "interaction_succeeded" if status == SUCCEEDED else "interaction_failed"
+            first = (
+                signals.interaction_succeeded if status == SUCCEEDED else signals.interaction_failed
+            )
             _signal_interaction_after_commit(
-                UUID(str(interaction_id)), first, "interaction_completed"
+                UUID(str(interaction_id)), first, signals.interaction_completed
             )
     return bool(changed)
 
@@ -720,7 +725,7 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
             ).order_by("start_claimed_at"),
             signal_queryset=Interaction.objects.select_related("session"),
             kwarg="interaction",
-            signal_names=("interaction_failed", "interaction_completed"),
+            signals_to_send=(signals.interaction_failed, signals.interaction_completed),
             status=FAILED,
             error_code="callback_timeout",
             error_message=(

@@ -20,8 +20,10 @@ from uuid import UUID
 from django.db import models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
 
+from .. import signals
 from ..client import (
     AppStreamEvent,
     ScoutAPIError,
@@ -242,8 +244,8 @@ def rerun(run: WorkflowRun) -> WorkflowRun:
 # --- transitions ---------------------------------------------------------------------------
 
 
-def _signal_run_after_commit(run_id: UUID, *names: str) -> None:
-    signal_after_commit(WorkflowRun.objects.all(), run_id, "run", *names)
+def _signal_run_after_commit(run_id: UUID, *signals_to_send: Signal) -> None:
+    signal_after_commit(WorkflowRun.objects.all(), run_id, "run", *signals_to_send)
 
 
 def claim_run(run_id: UUID | str) -> WorkflowRun | None:
@@ -285,8 +287,12 @@ def finish_run(run_id: UUID | str, status: str, **fields: Any) -> bool:
         )
         if changed:
             WorkflowRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
-            first = "workflow_run_succeeded" if status == SUCCEEDED else "workflow_run_failed"
-            _signal_run_after_commit(UUID(str(run_id)), first, "workflow_run_completed")
+            first = (
+                signals.workflow_run_succeeded
+                if status == SUCCEEDED
+                else signals.workflow_run_failed
+            )
+            _signal_run_after_commit(UUID(str(run_id)), first, signals.workflow_run_completed)
     return bool(changed)
 
 
@@ -525,7 +531,7 @@ def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
             ).order_by("start_claimed_at"),
             signal_queryset=WorkflowRun.objects.all(),
             kwarg="run",
-            signal_names=("workflow_run_failed", "workflow_run_completed"),
+            signals_to_send=(signals.workflow_run_failed, signals.workflow_run_completed),
             status=FAILED,
             error_code="run_timeout",
             error_message=(
