@@ -38,6 +38,23 @@ UNIT_SCOUT: dict[str, Any] = {
 }
 
 
+def run_python(
+    python: str | Path, args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 60
+) -> str:
+    """Run ``python *args``; return what it printed, or fail the test with its stderr."""
+    result = subprocess.run(
+        [str(python), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
 def seed_signature(raw_body: bytes, timestamp: int, secret: str = SECRET) -> str:
     """``X-Scout-Signature`` computed with seeds/000's recipe (independent of our signing)."""
     signed = f"{timestamp}.".encode() + raw_body
