@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import hmac
@@ -36,6 +37,16 @@ UNIT_SCOUT: dict[str, Any] = {
     "MAX_RETRIES": 0,
     "TASK_MAX_RETRIES": 3,
 }
+
+
+def nox_matrix() -> dict[str, tuple[str, ...]]:
+    """noxfile.py's ``DJANGO_PYTHONS`` (Django version -> its Python versions), read without nox."""
+    root = Path(__file__).resolve().parent.parent
+    for node in ast.parse((root / "noxfile.py").read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DJANGO_PYTHONS":
+            matrix: dict[str, tuple[str, ...]] = ast.literal_eval(node.value)
+            return matrix
+    raise AssertionError("noxfile.py has no DJANGO_PYTHONS")
 
 
 def run_python(

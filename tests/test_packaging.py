@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import email
 import json
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_python
+from tests.helpers import nox_matrix, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_scout"
@@ -107,19 +106,9 @@ def test_metadata_names_the_project_urls_and_license(metadata: Message) -> None:
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
-def _matrix() -> dict[str, tuple[str, ...]]:
-    """noxfile.py's DJANGO_PYTHONS (Django version -> Python versions), read without nox."""
-    tree = ast.parse((ROOT / "noxfile.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DJANGO_PYTHONS":
-            value: dict[str, tuple[str, ...]] = ast.literal_eval(node.value)
-            return value
-    raise AssertionError("noxfile.py has no DJANGO_PYTHONS")
-
-
 def test_classifiers_list_exactly_the_tested_versions(metadata: Message) -> None:
     classifiers = metadata.get_all("Classifier", [])
-    matrix = _matrix()
+    matrix = nox_matrix()
     djangos = {c.rsplit(" ", 1)[1] for c in classifiers if c.startswith("Framework :: Django :: ")}
     pythons = {
         c.rsplit(" ", 1)[1]
