@@ -3,6 +3,8 @@
 ``nox -s tests-3.12-django6.0`` runs one pair; ``nox -l`` lists them; ``nox`` runs them all.
 Arguments after ``--`` go to pytest: ``nox -s tests-3.10-django4.2 -- -x tests/test_conf.py``.
 Interpreters are looked up on PATH and under pyenv; a missing one is an error, never a skip.
+nox rather than tox: which Django supports which Python is plain Python data here (the packaging
+tests read it to check the classifiers), and the sessions build their virtualenvs with uv.
 """
 
 from __future__ import annotations

@@ -142,6 +142,15 @@ def test_sdist_ships_what_its_tests_read(sdist_names: set[str]) -> None:
     assert not missing, f"files missing from the sdist: {sorted(missing)}"
 
 
+def test_sdist_has_nothing_else(sdist_names: set[str]) -> None:
+    top = {name.split("/", 1)[0] for name in sdist_names}
+    assert top <= {
+        *("django_scout", "tests", "docs", "example_project", "README.md", "CONTRIBUTING.md"),
+        *("LICENSE", "Makefile", "mkdocs.yml", "noxfile.py", "pyproject.toml", "PKG-INFO"),
+        ".gitignore",
+    }
+
+
 def test_sdist_has_no_runtime_leftovers(sdist_names: set[str]) -> None:
     leftovers = [
         name
