@@ -5,6 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .client.workflow_events import (
+    BlockRunCompleted,
+    BlockRunFailed,
+    BlockRunStarted,
+    BlockStateUpdated,
+    WorkflowRunCompleted,
+    WorkflowRunFailed,
+    WorkflowRunStarted,
+)
 from .models import Interaction, WorkflowRun
 
 
@@ -58,20 +67,20 @@ def describe_run_event(name: str, stored: Any) -> str:
     data = stored.get("data") if isinstance(stored, dict) else stored
     data = data if isinstance(data, dict) else {"value": data}
     block = data.get("block_id") or data.get("block_type") or ""
-    if name == "workflow_run_started":
+    if name == WorkflowRunStarted.event_name:
         return f"> run started {data.get('workflow_run_id') or ''}".rstrip()
-    if name == "block_run_started":
+    if name == BlockRunStarted.event_name:
         return f"  - {block} started"
-    if name == "block_state_updated":
+    if name == BlockStateUpdated.event_name:
         return f"  . {block}: {_compact(data.get('update_data'))}"
-    if name == "block_run_completed":
+    if name == BlockRunCompleted.event_name:
         output = data.get("output") or data.get("block_output") or data.get("state")
         return f"  + {block} completed" + (f": {_compact(output)}" if output else "")
-    if name == "block_run_failed":
+    if name == BlockRunFailed.event_name:
         return f"  x {block} failed: {data.get('message')}"
-    if name == "workflow_run_completed":
+    if name == WorkflowRunCompleted.event_name:
         return f"= completed: {_compact(data.get('output'))}"
-    if name == "workflow_run_failed":
+    if name == WorkflowRunFailed.event_name:
         return f"= failed: {data.get('message')}"
     if name in ("message", "start_message", "error"):  # app streams
         return f"  {name}: {_compact(stored)}"

@@ -27,19 +27,39 @@ __all__ = [
     "workflow_run_succeeded",
 ]
 
-#: Scout accepted the interaction; ``interaction.session_id`` and ``events_url`` are set.
 interaction_accepted = Signal()
-#: The interaction succeeded (with ``FETCH_EVENTS``, after its events are stored).
+"""Scout accepted the interaction; ``interaction.session_id`` and ``events_url`` are set.
+
+Sender ``Interaction``; keyword argument ``interaction``. Sent by the start task (a worker).
+"""
 interaction_succeeded = Signal()
-#: The interaction failed: refused at start, failed at Scout, or no callback in time.
+"""The interaction succeeded (with ``FETCH_EVENTS``, after its events are stored).
+
+Sender ``Interaction``; keyword argument ``interaction``. Sent by the callback's processing
+(a worker).
+"""
 interaction_failed = Signal()
-#: The interaction reached a terminal status (sent after succeeded/failed).
+"""The interaction failed: refused at start, failed at Scout, or no callback in time.
+
+Sender ``Interaction``; keyword argument ``interaction`` (see its ``error_code``).
+"""
 interaction_completed = Signal()
-#: A new distinct callback was stored (not sent again for repeated deliveries).
+"""The interaction reached a terminal status (sent after succeeded/failed).
+
+Sender ``Interaction``; keyword argument ``interaction`` (read its ``status``).
+"""
 callback_received = Signal()
-#: A workflow run succeeded.
+"""A new distinct callback was stored (not sent again for repeated deliveries).
+
+Sender ``CallbackDelivery``; keyword argument ``delivery``. Sent in the web process that
+answered the callback, after its commit.
+"""
 workflow_run_succeeded = Signal()
-#: A workflow run failed.
+"""A workflow run succeeded. Sender ``WorkflowRun``; keyword argument ``run``."""
 workflow_run_failed = Signal()
-#: A workflow run reached a terminal status (sent after succeeded/failed).
+"""A workflow run failed. Sender ``WorkflowRun``; keyword argument ``run``."""
 workflow_run_completed = Signal()
+"""A workflow run reached a terminal status (sent after succeeded/failed).
+
+Sender ``WorkflowRun``; keyword argument ``run``.
+"""

@@ -24,6 +24,8 @@ from django.test import Client
 from django.test.client import Client as DjangoClient
 from django.urls import reverse
 
+from django_scout.testing.callbacks import callback_payload as testing_callback_payload
+
 SECRET = "test-signing-secret"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,14 +76,13 @@ def seed_signature(raw_body: bytes, timestamp: int, secret: str = SECRET) -> str
 
 
 def callback_payload(session_id: str = "sess_abc123", **overrides: Any) -> dict[str, Any]:
-    """A callback body as Scout documents it."""
-    payload: dict[str, Any] = {
-        "callback_event_id": str(uuid.uuid4()),
-        "session_id": session_id,
-        "status": "succeeded",
-        "completed_at": "2026-03-05T14:30:00Z",
-        "events_url": f"https://api.scoutos.test/v1/agent-sessions/{session_id}/events",
-    }
+    """A succeeded callback body (the fake Scout's builder) with fixed times and URLs;
+    ``overrides`` replace or add fields as given, valid or not."""
+    payload = testing_callback_payload(
+        session_id,
+        f"https://api.scoutos.test/v1/agent-sessions/{session_id}/events",
+        completed_at="2026-03-05T14:30:00Z",
+    )
     payload.update(overrides)
     return payload
 

@@ -120,6 +120,40 @@ def test_scout_fake_server_serves_with_project_key(tmp_path: Path) -> None:
     assert process.returncode == 0
 
 
+MANAGE_PY = """\
+import sys
+from django.core.management import execute_from_command_line
+execute_from_command_line(sys.argv)
+"""
+
+
+@pytest.mark.parametrize("form", ["manage.py", "python -m django"])
+def test_scout_fake_server_help_names_the_management_command(tmp_path: Path, form: str) -> None:
+    env: dict[str, Any] = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+    }
+    if form == "manage.py":
+        (tmp_path / "manage.py").write_text(MANAGE_PY)
+        command = [sys.executable, "manage.py"]
+    else:
+        command = [sys.executable, "-m", "django"]
+    result = subprocess.run(
+        [*command, "scout_fake_server", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: {form} scout_fake_server ")
+    assert "django_scout.testing" not in result.stdout
+    assert "--callback-host" in result.stdout
+
+
 def test_scout_run_workflow_streams_block_outputs(fake_scout: Any) -> None:
     from django_scout.testing import WorkflowBehaviour
 

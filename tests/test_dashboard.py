@@ -438,8 +438,10 @@ def test_chart_geometry_stacks_and_scales_to_the_busiest_hour() -> None:
 
 def test_page_draws_an_accessible_svg_chart_with_text_values(admin_client: Client) -> None:
     now = timezone.now()
-    interaction("succeeded", now - timedelta(minutes=1), completed=now)
-    interaction("failed", now - timedelta(minutes=2), completed=now)
+    # Both in the current hour's bar, even just after the hour turned.
+    created = max(now.replace(minute=0, second=0, microsecond=0), now - timedelta(minutes=1))
+    interaction("succeeded", created, completed=now)
+    interaction("failed", created, completed=now)
     html = page(admin_client)
     svg = re.search(r'<svg xmlns[^>]* role="img".*?</svg>', html)
     assert svg is not None

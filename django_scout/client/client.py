@@ -24,8 +24,16 @@ from ._config import (
 )
 from ._http import AsyncHTTP, SyncHTTP
 from ._retry import ExponentialBackoff, RetryPolicy
-from .async_resources import AsyncAgents, AsyncApps, AsyncSessions, AsyncWorkflows
-from .resources import Agents, Apps, Sessions, Workflows
+from .resources import (
+    Agents,
+    Apps,
+    AsyncAgents,
+    AsyncApps,
+    AsyncSessions,
+    AsyncWorkflows,
+    Sessions,
+    Workflows,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -138,13 +146,10 @@ class ScoutClient(_ClientBase):
             stream_read_timeout=stream_read_timeout,
         )
         self._http = SyncHTTP(self._config, self._policy, transport=transport, sleep=sleep)
-        #: Agents: ``interact_async``, ``interact``, ``stream``, ``list``, ``get``.
+        # The resources; their methods are listed in .resources.
         self.agents = Agents(self._http)
-        #: Sessions: ``events``.
         self.sessions = Sessions(self._http)
-        #: Workflows: ``run``, ``stream``, ``run_with_config``, ``trigger_webhook``.
         self.workflows = Workflows(self._http)
-        #: Legacy apps: ``execute``, ``stream``.
         self.apps = Apps(self._http)
 
     @classmethod
@@ -207,13 +212,10 @@ class AsyncScoutClient(_ClientBase):
             stream_read_timeout=stream_read_timeout,
         )
         self._http = AsyncHTTP(self._config, self._policy, transport=transport, sleep=sleep)
-        #: Agents: ``interact_async``, ``interact``, ``stream``, ``list``, ``get``.
+        # The resources; their methods are listed in .resources.
         self.agents = AsyncAgents(self._http)
-        #: Sessions: ``events``.
         self.sessions = AsyncSessions(self._http)
-        #: Workflows: ``run``, ``stream``, ``run_with_config``, ``trigger_webhook``.
         self.workflows = AsyncWorkflows(self._http)
-        #: Legacy apps: ``execute``, ``stream``.
         self.apps = AsyncApps(self._http)
 
     @classmethod

@@ -1,17 +1,30 @@
-"""Blocking resources: ``client.agents``, ``client.sessions``, ``client.workflows``,
-``client.apps``. Each method builds its request with ``_requests``, sends it with
-:class:`~._http.SyncHTTP` and parses the answer with ``_decoders``."""
+"""The resources of both clients: ``client.agents``, ``client.sessions``, ``client.workflows``,
+``client.apps``.
+
+Each endpoint is described once, by a private function with the method's signature and
+docstring: it builds the request with ``_requests`` and says how to read the answer with
+``_decoders`` (see :mod:`._methods`). Below the descriptions of a resource, its blocking class
+(``Agents``) and its asynchronous twin (``AsyncAgents``) each name every endpoint in one line.
+"""
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Sequence
 from typing import Any
 
 from . import _decoders as decode
 from . import _requests as build
-from ._http import SyncHTTP
-from .event_stream import EventStream, iter_decoded, open_stream
+from ._config import ClientConfig
+from ._methods import (
+    AsyncResource,
+    Call,
+    DecodedStream,
+    SessionEventStream,
+    Stream,
+    SyncResource,
+    async_method,
+    sync_method,
+)
 from .models import (
     ActiveAgent,
     Agent,
@@ -23,236 +36,311 @@ from .models import (
     WebhookTriggerResult,
     WorkflowRunResult,
 )
-from .streams import SessionEvent, iter_session_events
+from .streams import SessionEvent
 from .workflow_events import WorkflowEvent
 
-__all__ = ["Agents", "Apps", "Sessions", "Workflows"]
+__all__ = [
+    "Agents",
+    "Apps",
+    "AsyncAgents",
+    "AsyncApps",
+    "AsyncSessions",
+    "AsyncWorkflows",
+    "Sessions",
+    "Workflows",
+]
+
+# --------------------------------------------------------------------------- agents
 
 
-class _Resource:
-    def __init__(self, http: SyncHTTP) -> None:
-        self._http = http
-        self._config = http.config
+def _interact_async(
+    config: ClientConfig,
+    agent_id: str,
+    message: str | None = None,
+    *,
+    messages: Sequence[Any] | None = None,
+    callback_url: str,
+    session_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+) -> Call[AsyncInteractionAccepted]:
+    """Start an interaction that runs in the background; Scout POSTs ``callback_url`` when
+    it is done. Returns the ``session_id`` and the ``events_url`` to fetch the events from."""
+    spec = build.interact_async_request(
+        config,
+        agent_id,
+        message,
+        messages,
+        callback_url=callback_url,
+        session_id=session_id,
+        metadata=metadata,
+        variables=variables,
+        tags=tags,
+    )
+    return Call(spec, decode.parse_accepted)
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} of {self._config.base_url}>"
+
+def _interact(
+    config: ClientConfig,
+    agent_id: str,
+    message: str | None = None,
+    *,
+    messages: Sequence[Any] | None = None,
+    session_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    revision_id: str | None = None,
+) -> Call[AgentReply]:
+    """Send messages and wait for the agent's reply (``_interact_sync``)."""
+    spec = build.agent_interaction_request(
+        config,
+        agent_id,
+        message,
+        messages,
+        stream=False,
+        session_id=session_id,
+        metadata=metadata,
+        variables=variables,
+        tags=tags,
+        revision_id=revision_id,
+    )
+    return Call(spec, decode.parse_agent_reply)
 
 
-class Agents(_Resource):
+def _stream_agent(
+    config: ClientConfig,
+    agent_id: str,
+    message: str | None = None,
+    *,
+    messages: Sequence[Any] | None = None,
+    session_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    revision_id: str | None = None,
+) -> Stream[AgentStreamEvent]:
+    """Send messages and iterate over the agent's server-sent events (``_interact``)."""
+    spec = build.agent_interaction_request(
+        config,
+        agent_id,
+        message,
+        messages,
+        stream=True,
+        session_id=session_id,
+        metadata=metadata,
+        variables=variables,
+        tags=tags,
+        revision_id=revision_id,
+    )
+    return DecodedStream(spec, decode.AgentStreamDecoder())
+
+
+def _list_agents(config: ClientConfig) -> Call[list[Agent]]:
+    """All agents of the organization (``GET /agents``)."""
+    return Call(build.agents_list_request(config), decode.parse_agent_list)
+
+
+def _get_agent(config: ClientConfig, agent_id: str) -> Call[ActiveAgent]:
+    """One agent and its active revision (``GET /agents/{agent_id}/active``)."""
+    return Call(build.agent_get_request(config, agent_id), decode.parse_active_agent)
+
+
+class Agents(SyncResource):
     """Talk to agents: async interactions with a callback, sync replies, streams; list/get."""
 
-    def interact_async(
-        self,
-        agent_id: str,
-        message: str | None = None,
-        *,
-        messages: Sequence[Any] | None = None,
-        callback_url: str,
-        session_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        variables: dict[str, Any] | None = None,
-        tags: Sequence[str] | None = None,
-    ) -> AsyncInteractionAccepted:
-        """Start an interaction that runs in the background; Scout POSTs ``callback_url`` when
-        it is done. Returns the ``session_id`` and the ``events_url`` to fetch the events from."""
-        spec = build.interact_async_request(
-            self._config,
-            agent_id,
-            message,
-            messages,
-            callback_url=callback_url,
-            session_id=session_id,
-            metadata=metadata,
-            variables=variables,
-            tags=tags,
-        )
-        return decode.parse_accepted(self._http.send(spec))
-
-    def interact(
-        self,
-        agent_id: str,
-        message: str | None = None,
-        *,
-        messages: Sequence[Any] | None = None,
-        session_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        variables: dict[str, Any] | None = None,
-        tags: Sequence[str] | None = None,
-        revision_id: str | None = None,
-    ) -> AgentReply:
-        """Send messages and wait for the agent's reply (``_interact_sync``)."""
-        spec = build.agent_interaction_request(
-            self._config,
-            agent_id,
-            message,
-            messages,
-            stream=False,
-            session_id=session_id,
-            metadata=metadata,
-            variables=variables,
-            tags=tags,
-            revision_id=revision_id,
-        )
-        return decode.parse_agent_reply(self._http.send(spec))
-
-    def stream(
-        self,
-        agent_id: str,
-        message: str | None = None,
-        *,
-        messages: Sequence[Any] | None = None,
-        session_id: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        variables: dict[str, Any] | None = None,
-        tags: Sequence[str] | None = None,
-        revision_id: str | None = None,
-    ) -> EventStream[AgentStreamEvent]:
-        """Send messages and iterate over the agent's server-sent events (``_interact``)."""
-        spec = build.agent_interaction_request(
-            self._config,
-            agent_id,
-            message,
-            messages,
-            stream=True,
-            session_id=session_id,
-            metadata=metadata,
-            variables=variables,
-            tags=tags,
-            revision_id=revision_id,
-        )
-        return iter_decoded(self._http, spec, decode.AgentStreamDecoder())
-
-    def list(self) -> builtins.list[Agent]:
-        """All agents of the organization (``GET /agents``)."""
-        return decode.parse_agent_list(self._http.send(build.agents_list_request(self._config)))
-
-    def get(self, agent_id: str) -> ActiveAgent:
-        """One agent and its active revision (``GET /agents/{agent_id}/active``)."""
-        spec = build.agent_get_request(self._config, agent_id)
-        return decode.parse_active_agent(self._http.send(spec))
+    interact_async = sync_method(_interact_async)
+    interact = sync_method(_interact)
+    stream = sync_method(_stream_agent)
+    list = sync_method(_list_agents)
+    get = sync_method(_get_agent)
 
 
-class Sessions(_Resource):
+class AsyncAgents(AsyncResource):
+    """:class:`Agents`, asynchronous: methods are coroutines, streams are async iterators."""
+
+    interact_async = async_method(_interact_async)
+    interact = async_method(_interact)
+    stream = async_method(_stream_agent)
+    list = async_method(_list_agents)
+    get = async_method(_get_agent)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _session_events(config: ClientConfig, events_url: str) -> Stream[SessionEvent]:
+    """Iterate over the events at ``events_url`` (as returned by Scout), in constant memory.
+
+    The URL must be on a trusted host (see ``trusted_hosts``), else
+    :class:`~django_scout.client.UntrustedURLError` is raised before anything is sent.
+    """
+    return SessionEventStream(build.session_events_request(config, events_url))
+
+
+class Sessions(SyncResource):
     """Read what happened in a session."""
 
-    def events(self, events_url: str) -> EventStream[SessionEvent]:
-        """Iterate over the events at ``events_url`` (as returned by Scout), in constant memory.
-
-        The URL must be on a trusted host (see ``trusted_hosts``), else
-        :class:`~django_scout.client.UntrustedURLError` is raised before anything is sent.
-        """
-        spec = build.session_events_request(self._config, events_url)
-        return open_stream(self._http, spec, iter_session_events)
+    events = sync_method(_session_events)
 
 
-class Workflows(_Resource):
+class AsyncSessions(AsyncResource):
+    """:class:`Sessions`, asynchronous: methods are coroutines, streams are async iterators."""
+
+    events = async_method(_session_events)
+
+
+# --------------------------------------------------------------------------- workflows
+
+
+def _run_workflow(
+    config: ClientConfig,
+    workflow_id: str,
+    inputs: dict[str, Any] | None = None,
+    *,
+    environment: str | None = None,
+    revision_id: str | None = None,
+    session_id: str | None = None,
+) -> Call[WorkflowRunResult]:
+    """Run a workflow and wait for its result (normalized from either response shape)."""
+    spec = build.workflow_execute_request(
+        config,
+        workflow_id,
+        inputs,
+        stream=False,
+        environment=environment,
+        revision_id=revision_id,
+        session_id=session_id,
+    )
+    return Call(spec, decode.parse_workflow_run)
+
+
+def _stream_workflow(
+    config: ClientConfig,
+    workflow_id: str,
+    inputs: dict[str, Any] | None = None,
+    *,
+    environment: str | None = None,
+    revision_id: str | None = None,
+    session_id: str | None = None,
+) -> Stream[WorkflowEvent]:
+    """Run a workflow and iterate over its lifecycle events as they happen."""
+    spec = build.workflow_execute_request(
+        config,
+        workflow_id,
+        inputs,
+        stream=True,
+        environment=environment,
+        revision_id=revision_id,
+        session_id=session_id,
+    )
+    return DecodedStream(spec, decode.WorkflowStreamDecoder())
+
+
+def _run_with_config(
+    config: ClientConfig,
+    workflow_config: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    *,
+    workflow_key: str | None = None,
+    environment: str | None = None,
+    revision_id: str | None = None,
+    session_id: str | None = None,
+) -> Call[WorkflowRunResult]:
+    """Run a workflow defined inline by ``workflow_config`` (Scout beta endpoint)."""
+    spec = build.workflow_config_request(
+        config,
+        workflow_config,
+        inputs,
+        workflow_key=workflow_key,
+        environment=environment,
+        revision_id=revision_id,
+        session_id=session_id,
+    )
+    return Call(spec, decode.parse_run_with_config)
+
+
+def _stream_with_config(
+    config: ClientConfig,
+    workflow_config: dict[str, Any],
+    inputs: dict[str, Any] | None = None,
+    *,
+    workflow_key: str | None = None,
+    environment: str | None = None,
+    revision_id: str | None = None,
+    session_id: str | None = None,
+) -> Stream[WorkflowEvent]:
+    """Run an inline ``workflow_config`` with ``streaming`` on; iterate over its events."""
+    spec = build.workflow_config_request(
+        config,
+        workflow_config,
+        inputs,
+        workflow_key=workflow_key,
+        environment=environment,
+        revision_id=revision_id,
+        session_id=session_id,
+        stream=True,
+    )
+    return DecodedStream(spec, decode.WorkflowStreamDecoder())
+
+
+def _trigger_webhook(
+    config: ClientConfig, webhook_url: str, body: Any
+) -> Call[WebhookTriggerResult]:
+    """POST ``body`` as JSON to a workflow's webhook URL (its token is the credential; the
+    API key is not sent)."""
+    return Call(build.webhook_request(config, webhook_url, body), decode.parse_webhook_result)
+
+
+class Workflows(SyncResource):
     """Run workflows (plain, streamed, from an inline config, or through a webhook)."""
 
-    def run(
-        self,
-        workflow_id: str,
-        inputs: dict[str, Any] | None = None,
-        *,
-        environment: str | None = None,
-        revision_id: str | None = None,
-        session_id: str | None = None,
-    ) -> WorkflowRunResult:
-        """Run a workflow and wait for its result (normalized from either response shape)."""
-        spec = build.workflow_execute_request(
-            self._config,
-            workflow_id,
-            inputs,
-            stream=False,
-            environment=environment,
-            revision_id=revision_id,
-            session_id=session_id,
-        )
-        return decode.parse_workflow_run(self._http.send(spec))
-
-    def stream(
-        self,
-        workflow_id: str,
-        inputs: dict[str, Any] | None = None,
-        *,
-        environment: str | None = None,
-        revision_id: str | None = None,
-        session_id: str | None = None,
-    ) -> EventStream[WorkflowEvent]:
-        """Run a workflow and iterate over its lifecycle events as they happen."""
-        spec = build.workflow_execute_request(
-            self._config,
-            workflow_id,
-            inputs,
-            stream=True,
-            environment=environment,
-            revision_id=revision_id,
-            session_id=session_id,
-        )
-        return iter_decoded(self._http, spec, decode.WorkflowStreamDecoder())
-
-    def run_with_config(
-        self,
-        workflow_config: dict[str, Any],
-        inputs: dict[str, Any] | None = None,
-        *,
-        workflow_key: str | None = None,
-        environment: str | None = None,
-        revision_id: str | None = None,
-        session_id: str | None = None,
-    ) -> WorkflowRunResult:
-        """Run a workflow defined inline by ``workflow_config`` (Scout beta endpoint)."""
-        spec = build.workflow_config_request(
-            self._config,
-            workflow_config,
-            inputs,
-            workflow_key=workflow_key,
-            environment=environment,
-            revision_id=revision_id,
-            session_id=session_id,
-        )
-        return decode.parse_run_with_config(self._http.send(spec))
-
-    def stream_with_config(
-        self,
-        workflow_config: dict[str, Any],
-        inputs: dict[str, Any] | None = None,
-        *,
-        workflow_key: str | None = None,
-        environment: str | None = None,
-        revision_id: str | None = None,
-        session_id: str | None = None,
-    ) -> EventStream[WorkflowEvent]:
-        """Run an inline ``workflow_config`` with ``streaming`` on; iterate over its events."""
-        spec = build.workflow_config_request(
-            self._config,
-            workflow_config,
-            inputs,
-            workflow_key=workflow_key,
-            environment=environment,
-            revision_id=revision_id,
-            session_id=session_id,
-            stream=True,
-        )
-        return iter_decoded(self._http, spec, decode.WorkflowStreamDecoder())
-
-    def trigger_webhook(self, webhook_url: str, body: Any) -> WebhookTriggerResult:
-        """POST ``body`` as JSON to a workflow's webhook URL (its token is the credential; the
-        API key is not sent)."""
-        spec = build.webhook_request(self._config, webhook_url, body)
-        return decode.parse_webhook_result(self._http.send(spec))
+    run = sync_method(_run_workflow)
+    stream = sync_method(_stream_workflow)
+    run_with_config = sync_method(_run_with_config)
+    stream_with_config = sync_method(_stream_with_config)
+    trigger_webhook = sync_method(_trigger_webhook)
 
 
-class Apps(_Resource):
+class AsyncWorkflows(AsyncResource):
+    """:class:`Workflows`, asynchronous: methods are coroutines, streams are async iterators."""
+
+    run = async_method(_run_workflow)
+    stream = async_method(_stream_workflow)
+    run_with_config = async_method(_run_with_config)
+    stream_with_config = async_method(_stream_with_config)
+    trigger_webhook = async_method(_trigger_webhook)
+
+
+# --------------------------------------------------------------------------- apps
+
+
+def _execute_app(
+    config: ClientConfig, app_id: str, inputs: dict[str, Any] | None = None
+) -> Call[AppExecution]:
+    """Run an app and return each block's output by block name."""
+    spec = build.app_execute_request(config, app_id, inputs, stream=False)
+    return Call(spec, decode.parse_app_execution)
+
+
+def _stream_app(
+    config: ClientConfig, app_id: str, inputs: dict[str, Any] | None = None
+) -> Stream[AppStreamEvent]:
+    """Run an app and iterate over its ``message``/``start_message``/``error`` events."""
+    spec = build.app_execute_request(config, app_id, inputs, stream=True)
+    return DecodedStream(spec, decode.AppStreamDecoder())
+
+
+class Apps(SyncResource):
     """The legacy Apps API (``/v1/apps/execute``)."""
 
-    def execute(self, app_id: str, inputs: dict[str, Any] | None = None) -> AppExecution:
-        """Run an app and return each block's output by block name."""
-        spec = build.app_execute_request(self._config, app_id, inputs, stream=False)
-        return decode.parse_app_execution(self._http.send(spec))
+    execute = sync_method(_execute_app)
+    stream = sync_method(_stream_app)
 
-    def stream(
-        self, app_id: str, inputs: dict[str, Any] | None = None
-    ) -> EventStream[AppStreamEvent]:
-        """Run an app and iterate over its ``message``/``start_message``/``error`` events."""
-        spec = build.app_execute_request(self._config, app_id, inputs, stream=True)
-        return iter_decoded(self._http, spec, decode.AppStreamDecoder())
+
+class AsyncApps(AsyncResource):
+    """:class:`Apps`, asynchronous: methods are coroutines, streams are async iterators."""
+
+    execute = async_method(_execute_app)
+    stream = async_method(_stream_app)

@@ -20,6 +20,7 @@ __all__ = [
     "path_segment",
     "validate_callback_url",
     "validate_json_object",
+    "validate_json_value",
     "validate_tags",
 ]
 
@@ -72,7 +73,7 @@ def build_messages(message: str | None, messages: Sequence[Any] | None) -> list[
     if message is not None:
         if not isinstance(message, str) or not message.strip():
             raise ValueError(f"message must be a non-empty string, got {message!r}")
-        return [{"content": message}]
+        return validate_json_value([{"content": message}], "message")  # type: ignore[no-any-return]
     assert messages is not None  # for type checkers; checked above
     if isinstance(messages, (str, bytes, Mapping)) or not isinstance(messages, Sequence):
         raise ValueError(
@@ -81,7 +82,8 @@ def build_messages(message: str | None, messages: Sequence[Any] | None) -> list[
         )
     if not messages:
         raise ValueError("messages must not be empty")
-    return [_wire_message(item, index) for index, item in enumerate(messages)]
+    wire = [_wire_message(item, index) for index, item in enumerate(messages)]
+    return validate_json_value(wire, "messages")  # type: ignore[no-any-return]
 
 
 def _wire_message(item: Any, index: int) -> dict[str, Any]:
@@ -119,11 +121,45 @@ def _check_content_part(part: Any, index: int) -> None:
     raise ValueError(f"messages[{index}].content {part!r} is not valid: must be {_CONTENT_RULE}")
 
 
+def validate_json_value(value: Any, name: str) -> Any:
+    """Return ``value`` if it is JSON that Scout and every supported database accept.
+
+    That is: what :func:`json.dumps` encodes, without ``NaN`` or ``Infinity`` (not JSON; a
+    database refuses them), without a NUL character or an unpaired surrogate in any string
+    (PostgreSQL's ``jsonb`` refuses both), and not nested beyond what ``json`` can encode.
+    Anything else raises :class:`ValueError` naming ``name``, before anything is saved or sent.
+    This is the one check for JSON a caller passes: the client's request bodies and the
+    ``django_scout.api`` functions both use it.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{name} must be JSON-serializable: {exc}") from None
+    if "\\u0000" in text and _has_nul(value):
+        raise ValueError(f"{name} must not contain a NUL character (\\u0000) in a string")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} must not contain an unpaired surrogate in a string") from None
+    return value
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a string in ``value`` (keys included) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def validate_json_object(value: Any, name: str) -> dict[str, Any] | None:
     """Return ``value`` as a dict when it is a JSON object (string keys, serializable), or None.
 
-    ``metadata``, ``variables`` and ``inputs`` must be JSON objects; a list, a string or a value
-    ``json`` cannot encode raises :class:`ValueError` naming ``name``.
+    ``metadata``, ``variables`` and ``inputs`` must be JSON objects; a list, a string, or a
+    value :func:`validate_json_value` refuses raises :class:`ValueError` naming ``name``.
     """
     if value is None:
         return None
@@ -131,10 +167,7 @@ def validate_json_object(value: Any, name: str) -> dict[str, Any] | None:
         raise ValueError(f"{name} must be a dict (a JSON object), got {type(value).__name__}")
     if not all(isinstance(key, str) for key in value):
         raise ValueError(f"{name} keys must all be strings")
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be JSON-serializable: {exc}") from None
+    validate_json_value(value, name)
     return dict(value)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "BlockStateUpdatedData",
     "UnknownWorkflowEvent",
     "WorkflowEvent",
+    "WorkflowEventData",
     "WorkflowEventEnvelope",
     "WorkflowRunCompleted",
     "WorkflowRunCompletedData",
@@ -40,7 +41,7 @@ __all__ = [
 # --------------------------------------------------------------------------- data payloads
 
 
-class _EventData(WireModel):
+class WorkflowEventData(WireModel):
     """Fields every event's ``data`` may carry."""
 
     workflow_id: str | None = None
@@ -49,7 +50,7 @@ class _EventData(WireModel):
     workflow_config: dict[str, Any] | None = None
 
 
-class WorkflowRunStartedData(_EventData):
+class WorkflowRunStartedData(WorkflowEventData):
     """``data`` of ``workflow_run_started``; ``price`` is a number here (a string on the
     envelope)."""
 
@@ -59,19 +60,19 @@ class WorkflowRunStartedData(_EventData):
     price: float | None = None
 
 
-class WorkflowRunCompletedData(_EventData):
+class WorkflowRunCompletedData(WorkflowEventData):
     """``data`` of ``workflow_run_completed``; ``output`` is the workflow's result."""
 
     output: Any = None
 
 
-class WorkflowRunFailedData(_EventData):
+class WorkflowRunFailedData(WorkflowEventData):
     """``data`` of ``workflow_run_failed``; ``message`` says why."""
 
     message: str | None = None
 
 
-class _BlockData(_EventData):
+class _BlockData(WorkflowEventData):
     block_id: str | None = None
     block_type: str | None = None
     config: dict[str, Any] | None = None
@@ -98,7 +99,7 @@ class BlockRunFailedData(_BlockData):
     status_code: int | None = None
 
 
-class BlockStateUpdatedData(_EventData):
+class BlockStateUpdatedData(WorkflowEventData):
     """``data`` of ``block_state_updated``: ``update_type`` ``complete`` replaces the block's
     state with ``update_data``; ``partial`` is merged into it."""
 

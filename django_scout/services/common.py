@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,25 +123,6 @@ def enqueue_after_commit(task_name: str, *args: Any) -> None:
         publisher.publish(getattr(tasks, task_name), args)
 
     transaction.on_commit(send)
-
-
-def check_json_object(value: Any, name: str) -> dict[str, Any]:
-    """``value`` as a JSON-serializable dict (``None`` → ``{}``), else ``ValueError``."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be a dict (a JSON object), got {type(value).__name__}")
-    check_json_value(value, name)
-    return value
-
-
-def check_json_value(value: Any, name: str) -> Any:
-    """``value`` if it can be stored as JSON, else ``ValueError`` naming ``name``."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} is not JSON-serializable: {exc}") from None
-    return value
 
 
 def aware(value: datetime | None) -> datetime | None:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from .. import signals
 from ..client import ScoutAPIError, ScoutError
 from ..client.streams import SessionEvent
-from ..client.validation import build_messages, validate_tags
+from ..client.validation import build_messages, validate_json_object, validate_tags
 from ..conf import scout_settings
 from ..models import (
     CallbackDelivery,
@@ -34,7 +34,6 @@ from .common import (
     ReconcileReport,
     RetryLater,
     aware,
-    check_json_object,
     delete_in_batches,
     enqueue_after_commit,
     error_code_for,
@@ -103,9 +102,30 @@ def start_interaction(
 ) -> Interaction:
     """Validate, save a ``pending`` interaction and enqueue its start task on commit.
 
-    Raises ``ValueError`` (nothing saved) for an empty agent id, an empty message, bad tags, or
-    metadata/variables that are not JSON objects; ``ImproperlyConfigured`` when ``API_KEY`` or
-    ``CALLBACK_BASE_URL`` is not set.
+    The start task (on a Celery worker) asks Scout to run the agent asynchronously with a
+    callback URL naming this interaction, and moves it to ``accepted``; Scout's callback then
+    finishes it. Follow it with the ``interaction_*`` signals.
+
+    :param agent_id: the Scout agent to run.
+    :param message: one text, sent as ``[{"content": message}]``. Pass exactly one of
+        ``message`` and ``messages``.
+    :param messages: several messages: a non-empty list of texts, or of dicts with a
+        ``content`` key (a text, a drive file ``{"type": "drive_file", "path": ...}``, or a
+        list of both); dicts are sent as given.
+    :param session_id: continue this Scout session (its earlier messages are the agent's
+        context); ``None`` lets Scout start a new one, whose id is stored when Scout accepts.
+    :param metadata: a JSON object stored with the interaction and sent to Scout.
+    :param variables: a JSON object of interaction-local variables (values interpolated into
+        the agent's tool inputs), sent to Scout.
+    :param tags: at most 20 tags of 1 to 32 characters of lowercase ``a-z``, ``0-9``, ``:``,
+        ``_`` or ``-``.
+    :param subject: any saved model instance to attach (``interaction.subject``), typically
+        the record your receiver updates.
+    :returns: the saved ``Interaction``, still ``pending``.
+    :raises ValueError: nothing is saved: an empty agent id or session id, neither or both of
+        ``message``/``messages``, an empty message, bad tags, or metadata/variables that are
+        not JSON objects.
+    :raises ImproperlyConfigured: ``API_KEY`` or ``CALLBACK_BASE_URL`` is not set.
     """
     if not isinstance(agent_id, str) or not agent_id.strip():
         raise ValueError("agent_id must be a non-empty string")
@@ -113,8 +133,8 @@ def start_interaction(
         raise ValueError("session_id must be a non-empty string when given")
     built_messages = build_messages(message, messages)
     clean_tags = validate_tags(tags) if tags is not None else []
-    clean_metadata = check_json_object(metadata, "metadata")
-    clean_variables = check_json_object(variables, "variables")
+    clean_metadata = validate_json_object(metadata, "metadata") or {}
+    clean_variables = validate_json_object(variables, "variables") or {}
     conf = scout_settings()
     conf.require("API_KEY")
     conf.require("CALLBACK_BASE_URL")

@@ -30,13 +30,13 @@ from ..client import (
     WorkflowRunResult,
 )
 from ..client.redaction import mask_webhook_url
+from ..client.validation import validate_json_object, validate_json_value
+from ..client.workflow_events import WorkflowRunCompleted, WorkflowRunFailed
 from ..conf import scout_settings
 from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
 from .common import (
     ReconcileReport,
     RetryLater,
-    check_json_object,
-    check_json_value,
     delete_in_batches,
     enqueue_after_commit,
     error_code_for,
@@ -125,7 +125,7 @@ def run_workflow(
     run = WorkflowRun(
         kind=WorkflowRunKind.WORKFLOW,
         workflow_id=_check_id(workflow_id, "workflow_id"),
-        inputs=check_json_object(inputs, "inputs"),
+        inputs=validate_json_object(inputs, "inputs") or {},
         environment=_check_environment(environment),
         revision_id=_check_optional_id(revision_id, "revision_id"),
         session_id=_check_optional_id(session_id, "session_id"),
@@ -154,9 +154,9 @@ def run_workflow_with_config(
         raise ValueError("workflow_config must be a dict (a JSON object; {} is allowed)")
     run = WorkflowRun(
         kind=WorkflowRunKind.WORKFLOW_CONFIG,
-        workflow_config=check_json_object(workflow_config, "workflow_config"),
+        workflow_config=validate_json_object(workflow_config, "workflow_config") or {},
         workflow_key=_check_optional_id(workflow_key, "workflow_key"),
-        inputs=check_json_object(inputs, "inputs"),
+        inputs=validate_json_object(inputs, "inputs") or {},
         environment=_check_environment(environment),
         revision_id=_check_optional_id(revision_id, "revision_id"),
         session_id=_check_optional_id(session_id, "session_id"),
@@ -183,7 +183,7 @@ def trigger_workflow_webhook(
         kind=WorkflowRunKind.WEBHOOK,
         webhook_url=url,
         workflow_id=_workflow_id_from_webhook(url),
-        inputs={"webhook_body": check_json_value(body, "body")},
+        inputs={"webhook_body": validate_json_value(body, "body")},
         environment="production",
     )
     return _save_and_enqueue(run, subject)
@@ -209,7 +209,7 @@ def execute_app(
     run = WorkflowRun(
         kind=WorkflowRunKind.APP,
         workflow_id=_check_id(app_id, "app_id"),
-        inputs=check_json_object(inputs, "inputs"),
+        inputs=validate_json_object(inputs, "inputs") or {},
         stream=bool(stream),
     )
     return _save_and_enqueue(run, subject)
@@ -447,7 +447,7 @@ def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) 
         if updates:
             WorkflowRun.objects.filter(pk=run.pk).update(**updates)
             missing.update(dict.fromkeys(updates, False))
-        if name in ("workflow_run_completed", "workflow_run_failed"):
+        if name in (WorkflowRunCompleted.event_name, WorkflowRunFailed.event_name):
             terminal = (name, event_data)
     duration_ms = (timezone.now() - started).total_seconds() * 1000
     if terminal is None:
@@ -456,7 +456,7 @@ def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) 
             "stream_incomplete",
             "the stream ended without workflow_run_completed or workflow_run_failed",
         )
-    elif terminal[0] == "workflow_run_completed":
+    elif terminal[0] == WorkflowRunCompleted.event_name:
         output = getattr(terminal[1], "output", None)
         finish_run(run.pk, SUCCEEDED, outputs=output, duration_ms=duration_ms)
     else:

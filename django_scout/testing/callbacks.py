@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from django_scout import __version__
+from django_scout.payloads import CallbackError, CallbackPayload
 from django_scout.signing import ALGORITHM, ALGORITHM_HEADER, SIGNATURE_HEADER, sign
 
 from .generators import iso_z
@@ -49,10 +50,13 @@ def callback_payload(
     callback_event_id: str | None = None,
     completed_at: datetime | str | None = None,
 ) -> dict[str, Any]:
-    """A callback body as Scout sends it.
+    """A callback body as Scout sends it, built from :class:`~django_scout.payloads.CallbackPayload`
+    (the model the callback view validates with), so that both agree on every field.
 
     ``error`` is included only when ``status`` is ``"failed"`` (a generic one when omitted);
-    ``callback_event_id`` defaults to a new UUID and ``completed_at`` to now.
+    ``callback_event_id`` defaults to a new UUID and ``completed_at`` to now. Values are not
+    validated, so a test can build a callback the view must refuse (an unknown ``status``, a
+    ``completed_at`` that is not a time).
     """
     if isinstance(completed_at, datetime):
         completed = iso_z(completed_at)
@@ -60,7 +64,7 @@ def callback_payload(
         completed = iso_z(datetime.now(timezone.utc))
     else:
         completed = completed_at
-    payload: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "callback_event_id": callback_event_id or str(uuid.uuid4()),
         "session_id": session_id,
         "status": status,
@@ -68,12 +72,14 @@ def callback_payload(
         "events_url": events_url,
     }
     if status == "failed":
-        payload["error"] = dict(
-            error
-            if error is not None
-            else {"code": "agent_error", "message": "The agent run failed (fake Scout)."}
-        )
-    return payload
+        details: dict[str, Any] = dict(error if error is not None else _GENERIC_ERROR)
+        fields["error"] = CallbackError.model_construct(**details)
+    payload = CallbackPayload.model_construct(**fields)
+    # Serialized as given (the time as an ISO string), the error only when there is one.
+    return payload.model_dump(mode="json", exclude_none=True, warnings=False)
+
+
+_GENERIC_ERROR = {"code": "agent_error", "message": "The agent run failed (fake Scout)."}
 
 
 def encode_callback(payload: Mapping[str, Any]) -> bytes:

@@ -28,10 +28,13 @@ def _first_secret(value: str | None) -> str | None:
     return value.split(",")[0].strip() or None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (also usable by a management command wrapping this CLI)."""
+DEFAULT_PROG = "python -m django_scout.testing"
+
+
+def build_parser(prog: str = DEFAULT_PROG) -> argparse.ArgumentParser:
+    """The argument parser; ``prog`` is the command shown in its usage line and ``--help``."""
     parser = argparse.ArgumentParser(
-        prog="python -m django_scout.testing",
+        prog=prog,
         description="Run a fake Scout API server on loopback for local development and demos.",
     )
     server = parser.add_argument_group("server")
@@ -165,9 +168,13 @@ def serve(
             signal.signal(restored, handler)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse ``argv``, run the server, return the exit status."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = DEFAULT_PROG) -> int:
+    """Entry point: parse ``argv``, run the server, return the exit status.
+
+    ``prog`` names the command in usage and error messages (``manage.py scout_fake_server``
+    when the management command wraps this one).
+    """
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",

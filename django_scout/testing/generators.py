@@ -17,6 +17,25 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
+from django_scout.client.workflow_events import (
+    BlockRunCompleted,
+    BlockRunCompletedData,
+    BlockRunFailed,
+    BlockRunFailedData,
+    BlockRunStarted,
+    BlockRunStartedData,
+    BlockStateUpdated,
+    BlockStateUpdatedData,
+    WorkflowEventData,
+    WorkflowEventEnvelope,
+    WorkflowRunCompleted,
+    WorkflowRunCompletedData,
+    WorkflowRunFailed,
+    WorkflowRunFailedData,
+    WorkflowRunStarted,
+    WorkflowRunStartedData,
+)
+
 from .behaviours import AppBehaviour, EventsFormat, WorkflowBehaviour
 
 __all__ = [
@@ -213,45 +232,60 @@ def _block_text(block_id: str, updates: int) -> list[str]:
 
 
 class _Envelope:
-    """Builds §6.1 event envelopes with sequential ids and timestamps."""
+    """Builds workflow events from the client's own event models, with sequential ids and
+    timestamps, so that the fake sends exactly the shapes the client parses."""
 
     def __init__(self, ctx: WorkflowRunContext) -> None:
         self.ctx = ctx
         self.sequence = 0
 
-    def __call__(self, name: str, data: dict[str, Any], price: str = "0.00") -> dict[str, Any]:
+    def __call__(
+        self, model: type[WorkflowEventEnvelope], data: WorkflowEventData, price: str = "0.00"
+    ) -> dict[str, Any]:
+        return self.named(model.event_name, data, price, model)
+
+    def named(
+        self,
+        name: str,
+        data: WorkflowEventData,
+        price: str = "0.00",
+        model: type[WorkflowEventEnvelope] = WorkflowEventEnvelope,
+    ) -> dict[str, Any]:
+        """An event called ``name`` (any name: the fake can send ones no client knows)."""
         self.sequence += 1
         ctx = self.ctx
-        return {
-            "organization_id": ctx.organization_id,
-            "id": f"evt_{ctx.run_id}_{self.sequence:05d}",
-            "correlation_id": f"corr_{ctx.run_id}",
-            "name": name,
-            "environment": ctx.environment,
-            "timestamp": iso_z(ctx.started_at + timedelta(milliseconds=10 * self.sequence)),
-            "data": data,
-            "price": price,
-            "event_type": "workflow_event",
-            "version": "1.0",
-        }
+        event = model(
+            organization_id=ctx.organization_id,
+            id=f"evt_{ctx.run_id}_{self.sequence:05d}",
+            correlation_id=f"corr_{ctx.run_id}",
+            name=name,
+            environment=ctx.environment,
+            timestamp=iso_z(ctx.started_at + timedelta(milliseconds=10 * self.sequence)),
+            data=data,
+            price=price,
+            event_type="workflow_event",
+            version="1.0",
+        )
+        return event.raw
 
 
 def workflow_started_event(ctx: WorkflowRunContext) -> dict[str, Any]:
-    """The ``workflow_run_started`` event of a run (also W3's single-event answer)."""
-    return _Envelope(ctx)("workflow_run_started", _started_data(ctx), price="1.10")
+    """The ``workflow_run_started`` event of a run (also the single-event answer of a run with
+    an inline workflow config)."""
+    return _Envelope(ctx)(WorkflowRunStarted, _started_data(ctx), price="1.10")
 
 
-def _started_data(ctx: WorkflowRunContext) -> dict[str, Any]:
-    return {
-        "actor": {"id": "user_fake_scout", "type": "external"},
-        "workflow_id": ctx.workflow_id,
-        "workflow_run_id": ctx.run_id,
-        "inputs": dict(ctx.inputs),
-        "session_id": ctx.session_id,
-        "state": {},
-        "workflow_config": dict(ctx.workflow_config or {}),
-        "price": 1.1,
-    }
+def _started_data(ctx: WorkflowRunContext) -> WorkflowRunStartedData:
+    return WorkflowRunStartedData(
+        actor={"id": "user_fake_scout", "type": "external"},
+        workflow_id=ctx.workflow_id,
+        workflow_run_id=ctx.run_id,
+        inputs=dict(ctx.inputs),
+        session_id=ctx.session_id,
+        state={},
+        workflow_config=dict(ctx.workflow_config or {}),
+        price=1.1,
+    )
 
 
 def workflow_events(
@@ -261,66 +295,50 @@ def workflow_events(
     completed or failed, run completed or failed)."""
     envelope = _Envelope(ctx)
     ids = {"workflow_id": ctx.workflow_id, "workflow_run_id": ctx.run_id}
-    yield envelope("workflow_run_started", _started_data(ctx), price="1.10")
+    session = {"session_id": ctx.session_id}
+    yield envelope(WorkflowRunStarted, _started_data(ctx), price="1.10")
     if behaviour.unknown_event_name:
-        yield envelope(
-            behaviour.unknown_event_name, {**ids, "note": "an event name no client knows"}
-        )
+        note = WorkflowEventData(**ids, note="an event name no client knows")
+        yield envelope.named(behaviour.unknown_event_name, note)
     block_ids = _block_ids(behaviour)
     for block_id in block_ids:
         is_output = block_id == behaviour.output_block_id
         block = {**ids, "block_id": block_id, "block_type": "llm"}
-        yield envelope(
-            "block_run_started",
-            {**block, "config": {}, "metadata": {}, "state": {}, "session_id": ctx.session_id},
-        )
+        parts = {"config": {}, "metadata": {}, "state": {}, **session}
+        yield envelope(BlockRunStarted, BlockRunStartedData(**block, **parts))
         if is_output and behaviour.outcome == "failed":
+            message = behaviour.error_message
             yield envelope(
-                "block_run_failed",
-                {
-                    **block,
-                    "config": {},
-                    "cost": 0.0,
-                    "metadata": {},
-                    "state": {},
-                    "session_id": ctx.session_id,
-                    "message": behaviour.error_message,
-                    "status_code": 500,
-                },
+                BlockRunFailed,
+                BlockRunFailedData(**block, **parts, cost=0.0, message=message, status_code=500),
             )
             yield envelope(
-                "workflow_run_failed",
-                {**ids, "message": behaviour.error_message, "session_id": ctx.session_id},
+                WorkflowRunFailed, WorkflowRunFailedData(**ids, **session, message=message)
             )
             return
         tokens = _block_text(block_id, behaviour.updates_per_block)
         for token in tokens:
             yield envelope(
-                "block_state_updated",
-                {**block, "update_type": "partial", "update_data": {"output": token}},
+                BlockStateUpdated,
+                BlockStateUpdatedData(
+                    **block, update_type="partial", update_data={"output": token}
+                ),
             )
         complete: dict[str, Any] = (
             dict(behaviour.outputs) if is_output else {"output": "".join(tokens)}
         )
         yield envelope(
-            "block_state_updated", {**block, "update_type": "complete", "update_data": complete}
+            BlockStateUpdated,
+            BlockStateUpdatedData(**block, update_type="complete", update_data=complete),
         )
         yield envelope(
-            "block_run_completed",
-            {
-                **block,
-                "config": {},
-                "cost": 0.001,
-                "metadata": {},
-                "state": {},
-                "session_id": ctx.session_id,
-                "price": 0.001,
-            },
+            BlockRunCompleted,
+            BlockRunCompletedData(**block, **parts, cost=0.001, price=0.001),
             price="0.001",
         )
     yield envelope(
-        "workflow_run_completed",
-        {**ids, "output": dict(behaviour.outputs), "session_id": ctx.session_id},
+        WorkflowRunCompleted,
+        WorkflowRunCompletedData(**ids, output=dict(behaviour.outputs), **session),
     )
 
 
@@ -367,7 +385,7 @@ def workflow_plain_body(ctx: WorkflowRunContext, behaviour: WorkflowBehaviour) -
             }
     return {
         "run": {
-            "stop_reason": "workflow_run_failed" if failed else "workflow_run_completed",
+            "stop_reason": (WorkflowRunFailed if failed else WorkflowRunCompleted).event_name,
             "state": state,
             "errors": [behaviour.error_message] if failed else [],
             "session_id": ctx.session_id,

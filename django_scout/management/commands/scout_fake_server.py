@@ -1,12 +1,14 @@
 """``manage.py scout_fake_server``: run the fake Scout server with this project's key and secret.
 
-Every option of ``python -m django_scout.testing`` is accepted (``--help`` lists them); the API
-key and signing secret default to ``SCOUT["API_KEY"]`` and the first ``SCOUT["SIGNING_SECRET"]``.
+Every option of ``python -m django_scout.testing`` is accepted (``manage.py scout_fake_server
+--help`` lists them); the API key and signing secret default to ``SCOUT["API_KEY"]`` and the first
+``SCOUT["SIGNING_SECRET"]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,10 +29,22 @@ def fake_server_argv(extra: Sequence[str]) -> list[str]:
     return [*defaults, *extra]
 
 
+def command_prog(argv0: str, subcommand: str = "scout_fake_server") -> str:
+    """How the command was invoked, for its usage line: ``manage.py scout_fake_server``.
+
+    Django's own commands name themselves the same way (``python -m django`` when run as a
+    module).
+    """
+    name = os.path.basename(argv0)
+    if name == "__main__.py":
+        name = "python -m django"
+    return f"{name} {subcommand}"
+
+
 class Command(BaseCommand):
     """Serve the fake Scout API on loopback until Ctrl-C."""
 
-    help = "Run the fake Scout server (options as python -m django_scout.testing --help)."
+    help = "Run the fake Scout server on loopback until Ctrl-C (--help lists its options)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         """Everything is forwarded to the fake server's own parser."""
@@ -41,10 +55,14 @@ class Command(BaseCommand):
         import django
 
         django.setup()
-        raise SystemExit(cli.main(fake_server_argv(argv[2:])))
+        prog = command_prog(argv[0], argv[1])
+        raise SystemExit(cli.main(fake_server_argv(argv[2:]), prog=prog))
 
     def handle(self, *args: Any, **options: Any) -> None:
         """``call_command("scout_fake_server", "--port", "0")`` runs it in the foreground."""
-        status = cli.main(fake_server_argv([*args, *options.get("fake_args", [])]))
+        status = cli.main(
+            fake_server_argv([*args, *options.get("fake_args", [])]),
+            prog=command_prog("manage.py"),
+        )
         if status:
             raise SystemExit(status)
