@@ -43,8 +43,7 @@ UNIT_SCOUT: dict[str, Any] = {
 
 def nox_matrix() -> dict[str, tuple[str, ...]]:
     """noxfile.py's ``DJANGO_PYTHONS`` (Django version -> its Python versions), read without nox."""
-    root = Path(__file__).resolve().parent.parent
-    for node in ast.parse((root / "noxfile.py").read_text()).body:
+    for node in ast.parse((ROOT / "noxfile.py").read_text()).body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DJANGO_PYTHONS":
             matrix: dict[str, tuple[str, ...]] = ast.literal_eval(node.value)
             return matrix

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import email
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import venv
 import zipfile
 from email.message import Message
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import nox_matrix, run_python
+from tests.quickstart_env import CleanVenv, build_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_scout"
@@ -28,20 +27,9 @@ NEEDS_PYTEST = {"django_scout.testing.pytest_plugin"}
 TEST_ONLY = ("pytest", "psycopg", "redis", "dj_database_url", "gunicorn", "uvicorn", "playwright")
 
 
-def build(kind: str, out: Path) -> Path:
-    """Build the ``wheel`` or ``sdist`` into ``out``; return the file."""
-    subprocess.run(
-        [sys.executable, "-m", "build", f"--{kind}", "--no-isolation", "--outdir", str(out), ROOT],
-        check=True,
-        capture_output=True,
-    )
-    (built,) = out.glob("django_scout-*.whl" if kind == "wheel" else "django_scout-*.tar.gz")
-    return built
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build("wheel", tmp_path_factory.mktemp("dist"))
+    return build_wheel(tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +41,10 @@ def metadata(wheel: Path) -> Message:
 
 @pytest.fixture(scope="module")
 def sdist_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
-    sdist = build("sdist", tmp_path_factory.mktemp("sdist"))
+    out = tmp_path_factory.mktemp("sdist")
+    command = [sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(out)]
+    subprocess.run([*command, ROOT], check=True, capture_output=True)
+    (sdist,) = out.glob("django_scout-*.tar.gz")
     with tarfile.open(sdist) as archive:
         # Drop the leading "django_scout-<version>/".
         return {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
@@ -203,17 +194,11 @@ def test_wheel_imports_every_module_with_runtime_dependencies_only(
     wheel: Path, tmp_path: Path
 ) -> None:
     """A clean venv with the wheel and its runtime dependencies imports every module."""
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel],
-        check=True,
-        capture_output=True,
-    )
-    clean_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    clean = CleanVenv(tmp_path / "venv")
+    clean.install(wheel=wheel)
     # Run from tmp_path, not the checkout, whose django_scout/ would shadow the wheel's.
     args = ["-c", IMPORT_EVERY_MODULE, ",".join(NEEDS_PYTEST), *TEST_ONLY]
-    imported = run_python(python, args, cwd=tmp_path, env=clean_env, timeout=300)
+    env = clean.env()
+    imported = run_python(clean.python, args, cwd=tmp_path, env=env, timeout=300)
     assert set(json.loads(imported)) == _source_modules() - NEEDS_PYTEST
-    run_python(python, ["-m", "django_scout.testing", "--help"], cwd=tmp_path, env=clean_env)
+    run_python(clean.python, ["-m", "django_scout.testing", "--help"], cwd=tmp_path, env=env)
