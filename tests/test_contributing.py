@@ -59,3 +59,15 @@ def test_pre_commit_runs_the_checks_of_make_test() -> None:
     assert hooks == ["make lint", "make typecheck"]
     (test_line,) = re.findall(r"^test: (.+)$", _read("Makefile"), re.MULTILINE)
     assert {"lint", "typecheck"} <= set(test_line.split())
+
+
+def test_installation_page_shows_the_tested_matrix() -> None:
+    page = _read("docs/installation.md")
+    (header,) = re.findall(r"^\| Django \\ Python \|(.+)\|$", page, re.MULTILINE)
+    pythons = [cell.strip() for cell in header.split("|")]
+    rows = re.findall(r"^\| (\d\.\d+)(?: LTS)? \|(.+)\|$", page, re.MULTILINE)
+    shown = {
+        django: tuple(p for p, cell in zip(pythons, cells.split("|"), strict=True) if "✓" in cell)
+        for django, cells in rows
+    }
+    assert shown == nox_matrix()
