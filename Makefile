@@ -4,14 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-django42 lint typecheck docs pytest browser screenshots venv clean
+.PHONY: demo test test-pair test-matrix lint typecheck docs pytest browser screenshots venv clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,docs,example]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs,example,dev]"
 	touch $(STAMP)
 
 ## demo: fake Scout + the example site + a real Celery worker; stays up for the admin (Ctrl-C)
@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy django_scout tests
+	$(BIN)/mypy django_scout tests noxfile.py
 	$(BIN)/mypy --config-file example_project/mypy.ini example_project
 
 docs: $(STAMP)
@@ -48,18 +48,16 @@ screenshots: $(STAMP)
 	mkdir -p docs/img/admin
 	for name in $(DOC_SCREENSHOTS); do cp test-artifacts/browser/$$name.png docs/img/admin/; done
 
-## test-django42: the pytest suite against Django 4.2 LTS, in its own virtualenv
-COMPAT_VENV ?= .venv-django42
-$(COMPAT_VENV)/.installed-stamp: pyproject.toml
-	$(PYTHON) -m venv $(COMPAT_VENV)
-	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(COMPAT_VENV)/bin/python -m pip install --quiet -e ".[test,example]" "Django>=4.2,<5.0"
-	touch $@
+## test-pair: the pytest suite on one Python/Django pair (noxfile.py), e.g.
+##   make test-pair PY=3.12 DJANGO=6.0 [PYTEST_ARGS="-x tests/test_conf.py"]
+test-pair: $(STAMP)
+	@test -n "$(PY)" -a -n "$(DJANGO)" || { echo "usage: make test-pair PY=3.12 DJANGO=6.0"; exit 2; }
+	$(BIN)/nox -s tests-$(PY)-django$(DJANGO) -- $(PYTEST_ARGS)
 
-test-django42: $(COMPAT_VENV)/.installed-stamp
-	$(COMPAT_VENV)/bin/python -c "import django; assert django.VERSION[:2] == (4, 2), django.VERSION"
-	$(COMPAT_VENV)/bin/pytest -q
+## test-matrix: the pytest suite on every supported pair (nox -l lists them)
+test-matrix: $(STAMP)
+	$(BIN)/nox -- $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) site dist build .mypy_cache .ruff_cache .pytest_cache example_project/var \
+	rm -rf $(VENV) .nox site dist build .mypy_cache .ruff_cache .pytest_cache example_project/var \
 		test-artifacts

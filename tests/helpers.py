@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import hmac
@@ -40,6 +41,32 @@ UNIT_SCOUT: dict[str, Any] = {
     "MAX_RETRIES": 0,
     "TASK_MAX_RETRIES": 3,
 }
+
+
+def nox_matrix() -> dict[str, tuple[str, ...]]:
+    """noxfile.py's ``DJANGO_PYTHONS`` (Django version -> its Python versions), read without nox."""
+    for node in ast.parse((ROOT / "noxfile.py").read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DJANGO_PYTHONS":
+            matrix: dict[str, tuple[str, ...]] = ast.literal_eval(node.value)
+            return matrix
+    raise AssertionError("noxfile.py has no DJANGO_PYTHONS")
+
+
+def run_python(
+    python: str | Path, args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 60
+) -> str:
+    """Run ``python *args``; return what it printed, or fail the test with its stderr."""
+    result = subprocess.run(
+        [str(python), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
 
 
 def seed_signature(raw_body: bytes, timestamp: int, secret: str = SECRET) -> str:

@@ -22,6 +22,8 @@ import django
 import httpx
 import pytest
 
+from tests.helpers import run_python
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 ADMIN_LINE = re.compile(r"^admin: (http://127\.0\.0\.1:\d+)/admin/", re.MULTILINE)
 SERVING = "serving the admin for"
@@ -181,18 +183,22 @@ def test_example_sqlite_tuning_applies_however_sqlite_is_configured(
         "import json, django; from example_project import settings as s; "
         "print(json.dumps(s.DATABASES['default']['OPTIONS']))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=EXAMPLE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    options = json.loads(result.stdout)
+    options = json.loads(run_python(sys.executable, ["-c", script], cwd=EXAMPLE, env=env))
     assert options["timeout"] == 30  # waits for the worker's lock instead of "database is locked"
     if django.VERSION >= (5, 1):
         assert options["transaction_mode"] == "IMMEDIATE"
         assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_example_broker_keeps_its_files_in_its_var_dir(tmp_path: Path) -> None:
+    """kombu's file broker would otherwise write exchange tables to ./control."""
+    env = {**os.environ, "EXAMPLE_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "filesystem://"}
+    env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+    script = (
+        "import json; from example_project.celery import app; "
+        "print(json.dumps(app.conf.broker_transport_options))"
+    )
+    options = json.loads(run_python(sys.executable, ["-c", script], cwd=EXAMPLE, env=env))
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        assert Path(options[key]).is_relative_to(tmp_path / "broker"), key
+    assert (tmp_path / "broker" / "control").is_dir()
