@@ -66,6 +66,16 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"SCOUT_REQUIRE_SERVICES=1 but {problem}")
 
 
+@pytest.fixture(autouse=True)
+def _celery_join_guard_off() -> None:
+    """Celery's "never call result.get() within a task" guard is process-wide state, switched
+    on only where a worker is built. Once seen on in the middle of a full SQLite run (where no
+    test builds one); each test starts with it off, as in any process that is not a worker."""
+    from celery import _state
+
+    _state._set_task_join_will_block(False)  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
     """PostgreSQL + broker URLs; skips (or fails under SCOUT_REQUIRE_SERVICES=1) without them."""

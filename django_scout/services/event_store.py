@@ -26,9 +26,11 @@ events are not serialized a second time; both load as the same value. Of events 
 sequence, the first is kept.
 
 A batch is read from the stream whole before its transaction starts, so no transaction waits on
-the network; from the second batch on, the next one is read on a helper thread
-(:mod:`.read_ahead`) while the current one is written. No temporary table or other session state
-is used, so a connection pooler in transaction mode is fine.
+the network. Where the database is another process (PostgreSQL, other servers), the next batch is
+read on a helper thread (:mod:`.read_ahead`) while the current one is written, so that parsing
+overlaps the server's work; SQLite writes on the caller's thread while holding the GIL for much
+of it, and there the helper cost more CPU than it saved, so it reads inline. No temporary
+table or other session state is used, so a connection pooler in transaction mode is fine.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from django.utils import timezone
 from ..client.streams import SessionEvent
 from ..models import Interaction, InteractionEvent
 from .common import parse_timestamp
-from .read_ahead import read_ahead_batches
+from .read_ahead import batches, read_ahead_batches
 
 __all__ = ["store_event_stream"]
 
@@ -135,7 +137,7 @@ def _store_sqlite(
     adapt = _sqlite_datetime_adapter(connection)
     dumps = json.dumps
     count = 0
-    for batch, _ in read_ahead_batches(events, batch_size):
+    for batch, _ in batches(events, batch_size):
         now = adapt(timezone.now())
         rows = [
             (
