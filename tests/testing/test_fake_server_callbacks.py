@@ -350,11 +350,12 @@ def test_callback_before_accept(api, fake_scout, receiver):
 
 
 def test_callback_before_accept_does_not_wait_forever():
-    with FakeScout(before_accept_timeout=0.2, callback_timeout=0.5) as scout:
+    # Times far apart, so that a loaded machine's scheduling noise cannot blur them.
+    with FakeScout(before_accept_timeout=1.0, callback_timeout=2.5) as scout:
         scout.agent("agent-1", callback_before_accept=True, auto_callback=True)
         receiver = Receiver()
         try:
-            receiver.plan = [("sleep", 0.4)]
+            receiver.plan = [("sleep", 2.0)]
             sent = time.monotonic()
             response = httpx.post(
                 scout.url("/world/agent-1/_interact_async"),
@@ -363,18 +364,18 @@ def test_callback_before_accept_does_not_wait_forever():
                 trust_env=False,
             )
             assert response.status_code == 202
-            assert 0.2 <= time.monotonic() - sent < 0.4
+            assert 1.0 <= time.monotonic() - sent < 2.0
         finally:
             receiver.close()
 
 
 def test_delayed_callbacks_can_arrive_out_of_order(api, fake_scout, receiver):
-    fake_scout.agent("slow", callback_delay=0.3)
+    fake_scout.agent("slow", callback_delay=1.5)
     fake_scout.agent("fast")
     sent = time.time()
     slow = start(api, receiver.url, "slow")
     fast = start(api, receiver.url, "fast")
-    assert time.time() - sent < 0.25  # the 202s don't wait for the delay
+    assert time.time() - sent < 1.0  # the 202s don't wait for the delay
     first, second = receiver.wait_for(2)
     assert httpx.Response(200, content=first.body).json()["session_id"] == fast["session_id"]
     assert httpx.Response(200, content=second.body).json()["session_id"] == slow["session_id"]

@@ -160,7 +160,8 @@ def test_event_fetch_faults(api, fake_scout):
 
 
 def test_a_slow_stream_paces_its_events(api, fake_scout):
-    fake_scout.agent("agent-1", events=4, event_interval=0.1, auto_callback=False)
+    # Pauses long enough that a loaded machine's scheduling noise cannot blur them.
+    fake_scout.agent("agent-1", events=4, event_interval=0.5, auto_callback=False)
     url = start(api)["events_url"]
     arrivals = []
     started = time.monotonic()
@@ -169,10 +170,10 @@ def test_a_slow_stream_paces_its_events(api, fake_scout):
             if line.startswith("data: "):
                 arrivals.append(time.monotonic() - started)
     assert len(arrivals) == 4
-    assert arrivals[0] < 0.09  # the first event is not held back
-    assert arrivals[-1] >= 0.29  # three pauses of 0.1 s
+    assert arrivals[0] < 0.4  # the first event is not held back a pause
+    assert arrivals[-1] >= 1.45  # three pauses of 0.5 s
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.08
+    assert min(gaps) >= 0.4
 
 
 # --------------------------------------------------------------------------- big streams

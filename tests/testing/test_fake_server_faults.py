@@ -98,26 +98,26 @@ def test_clear_faults(api, fake_scout):
 
 
 def test_global_latency(api, fake_scout):
-    fake_scout.latency = 0.15
+    fake_scout.latency = 1.0
     started = time.monotonic()
     assert api.get("/agents").status_code == 200
-    assert time.monotonic() - started >= 0.15
+    assert time.monotonic() - started >= 1.0
     fake_scout.latency = 0
     started = time.monotonic()
     api.get("/agents")
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 0.5  # far under the latency, even on a loaded machine
 
 
 def test_slow_path(api, fake_scout):
-    fake_scout.slow("/v2/workflows/*", 0.2)
+    fake_scout.slow("/v2/workflows/*", 1.0)
     started = time.monotonic()
     api.get("/agents")
     fast = time.monotonic() - started
     started = time.monotonic()
     api.post("/v2/workflows/wf/execute", json={})
     slow = time.monotonic() - started
-    assert fast < 0.1
-    assert slow >= 0.2
+    assert fast < 0.5
+    assert slow >= 1.0
 
 
 def test_slow_answer_times_the_client_out(api, fake_scout):
