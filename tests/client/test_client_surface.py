@@ -90,7 +90,17 @@ def test_help_shows_the_method_signature_and_docstring() -> None:
     import pydoc
 
     text = pydoc.plain(pydoc.render_doc(resources.AsyncWorkflows))
-    assert "run(self, workflow_id: str, inputs: dict[str, typing.Any] | None = None, *," in text
+    signature = inspect.signature(resources.AsyncWorkflows.run)
+    # The public parameters, not the description's; spelled as this Python prints annotations.
+    assert list(signature.parameters) == [
+        "self",
+        "workflow_id",
+        "inputs",
+        "environment",
+        "revision_id",
+        "session_id",
+    ]
+    assert f"async run{signature}" in text
     assert "Run a workflow and wait for its result" in text
     assert "AsyncEventStream[django_scout.client.workflow_events." in text
     assert "ClientConfig" not in text
