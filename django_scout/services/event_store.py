@@ -238,21 +238,15 @@ class _PostgresWriter:
         return -1 if highest is None else int(highest)
 
     def _row(self, event: SessionEvent, now: datetime) -> _Row:
-        data = event.data
-        if data is None:
-            value = None
-        elif event.json_text is not None:
-            value = self.jsonb(event.json_text, dumps=str)  # the text as it came
-        else:
-            # Serialized while copied, by json.dumps as Django's JSONField does (whatever
-            # psycopg's default may have been set to).
-            value = self.jsonb(data, dumps=json.dumps)
+        # The text as it came, or json.dumps as Django's JSONField does (whatever psycopg's
+        # default may have been set to); handed to COPY as it is.
+        text = _json_text(event, json.dumps)
         return (
             self.interaction_id,
             event.sequence,
             (event.name or "")[:255],
             (event.id or "")[:255],
-            value,
+            None if text is None else self.jsonb(text, dumps=str),
             parse_timestamp(event.timestamp),
             now,
         )
