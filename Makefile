@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-pair test-matrix lint typecheck docs pytest browser screenshots venv clean
+.PHONY: demo test test-pair test-matrix lint typecheck docs pytest coverage browser screenshots venv clean
 
 venv: $(STAMP)
 
@@ -32,8 +32,17 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
+# The suite on every core (pytest-xdist); PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+## coverage: the pytest suite under coverage, then the report (fails under pyproject's floor)
+coverage: $(STAMP)
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
 
 ## browser: only the browser suite (headless Chromium; screenshots in test-artifacts/browser/)
 browser: $(STAMP)
@@ -59,5 +68,6 @@ test-matrix: $(STAMP)
 	$(BIN)/nox -- $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .nox site dist build .mypy_cache .ruff_cache .pytest_cache example_project/var \
+	rm -rf $(VENV) .nox site dist build .mypy_cache .ruff_cache .pytest_cache .coverage .coverage.* \
+		example_project/var \
 		test-artifacts

@@ -3,6 +3,8 @@
 ``nox -s tests-3.12-django6.0`` runs one pair; ``nox -l`` lists them; ``nox`` runs them all.
 Arguments after ``--`` go to pytest: ``nox -s tests-3.10-django4.2 -- -x tests/test_conf.py``.
 Interpreters are looked up on PATH and under pyenv; a missing one is an error, never a skip.
+With ``SCOUT_COVERAGE=1`` the suite runs under coverage and the report (with pyproject.toml's
+floor) follows it.
 nox rather than tox: which Django supports which Python is plain Python data here (the packaging
 tests read it to check the classifiers), and the sessions build their virtualenvs with uv.
 """
@@ -74,7 +76,13 @@ def _pair_session(python: str, django: str) -> None:
             "found = '%d.%d %d.%d' % (sys.version_info[:2] + django.VERSION[:2]); "
             f"assert found == {expected!r}, found",
         )
-        session.run("pytest", *session.posargs)
+        if os.environ.get("SCOUT_COVERAGE") == "1":
+            session.run("coverage", "erase")
+            session.run("coverage", "run", "-m", "pytest", *session.posargs)
+            session.run("coverage", "combine", "--quiet")
+            session.run("coverage", "report")
+        else:
+            session.run("pytest", *session.posargs)
 
     run.__doc__ = f"pytest on Python {python} with Django {django}."
     nox.session(python=python, name=f"tests-{python}-django{django}", tags=["tests"])(run)
