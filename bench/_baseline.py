@@ -30,6 +30,7 @@ from django_scout.models import (
     WorkflowRunStatus,
 )
 from django_scout.services.common import ReconcileReport, enqueue_after_commit, signal_after_commit
+from django_scout.services.registry import scout_tasks
 from django_scout.services.workflows import fail_run
 
 PENDING = InteractionStatus.PENDING.value
@@ -82,14 +83,14 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
     ).values_list("pk", flat=True)
     for interaction_id in stale_starts.iterator():
         report.requeued_starts.append(str(interaction_id))
-        enqueue_after_commit("start_interaction_task", str(interaction_id))
+        enqueue_after_commit(scout_tasks().start_interaction, str(interaction_id))
 
     stale_deliveries = CallbackDelivery.objects.filter(
         processed_at__isnull=True, received_at__lte=grace_cutoff
     ).values_list("pk", flat=True)
     for delivery_id in stale_deliveries.iterator():
         report.requeued_deliveries.append(delivery_id)
-        enqueue_after_commit("process_callback_task", delivery_id)
+        enqueue_after_commit(scout_tasks().process_callback, delivery_id)
 
     overdue = Interaction.objects.filter(
         Q(status=ACCEPTED, accepted_at__lte=deadline_cutoff)
@@ -148,7 +149,7 @@ def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
     ).values_list("pk", flat=True)
     for run_id in never_started.iterator():
         report.requeued_runs.append(str(run_id))
-        enqueue_after_commit("run_workflow_task", str(run_id))
+        enqueue_after_commit(scout_tasks().run_workflow, str(run_id))
     stuck = WorkflowRun.objects.filter(
         Q(status=WorkflowRunStatus.RUNNING, started_at__lte=deadline_cutoff)
         | Q(status=WorkflowRunStatus.PENDING, start_claimed_at__lte=deadline_cutoff)

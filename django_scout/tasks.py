@@ -1,9 +1,12 @@
 """Celery tasks: thin wrappers that call :mod:`django_scout.services`.
 
-Each task translates a service's outcome into Celery terms: :class:`~.services.RetryLater`
-(Scout provably started nothing) and transient database errors become retries with backoff;
-the rules themselves live in the services (see :func:`~.services.perform_start` and
-:mod:`django_scout.services.workflows`).
+Each task only translates a service's outcome into Celery terms: :class:`~.services.RetryLater`
+becomes a retry with backoff, or, once ``TASK_MAX_RETRIES`` retries have run, the call of its
+``give_up`` (:func:`retry_or_give_up`); transient database errors become retries too. The rules
+themselves, when to retry and how a row ends when retrying stops, live in the services (see
+:func:`~.services.perform_start`, :func:`~.services.perform_run` and
+:func:`~.services.attempt_delivery`). Importing this module registers its tasks with the
+services (:mod:`django_scout.services.registry`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from typing import Any, TypeVar
 from celery import Task, shared_task
 
 from . import services
-from .client import ScoutError, UntrustedURLError
 from .conf import scout_settings
+from .services.registry import ScoutTasks, register
 
 logger = logging.getLogger("django_scout")
 
@@ -62,6 +65,21 @@ def retry_database_errors(func: Callable[..., R]) -> Callable[..., R]:
     return wrapper
 
 
+def retry_or_give_up(task: Task[Any, Any], later: services.RetryLater, what: str) -> str:
+    """Retry ``task`` with backoff (and Scout's ``Retry-After``) while it has retries left;
+    then end the work with the service's decision, :meth:`~.services.RetryLater.give_up`."""
+    if _retries_left(task):
+        _log_retry(what, later)
+        delay = _countdown(task.request.retries, later.retry_after)
+        raise task.retry(countdown=delay, exc=later.error) from later
+    return later.give_up()
+
+
+def _log_retry(what: str, later: services.RetryLater) -> None:
+    error = later.error
+    logger.warning("django-scout: %s will be retried: %s: %s", what, type(error).__name__, error)
+
+
 @shared_task(bind=True, name="django_scout.start_interaction", max_retries=None, acks_late=True)
 @retry_database_errors
 def start_interaction_task(
@@ -72,19 +90,11 @@ def start_interaction_task(
     ``outcome`` is set only on a retry whose earlier attempt got Scout's answer but could not
     store it: the answer is stored, and the request is never sent again.
     """
+    answer = services.StartOutcome.from_dict(outcome) if outcome is not None else None
     try:
-        if outcome is not None:
-            return services.store_start_outcome(
-                interaction_id, services.StartOutcome.from_dict(outcome)
-            )
-        return services.perform_start(interaction_id)
-    except services.RetryLater as exc:
-        if _retries_left(self):
-            logger.warning("django-scout: start of %s will be retried: %s", interaction_id, exc)
-            delay = _countdown(self.request.retries, exc.retry_after)
-            raise self.retry(countdown=delay, exc=exc.error) from exc
-        services.give_up_start(interaction_id, exc.error)
-        return "failed"
+        return services.perform_start(interaction_id, answer)
+    except services.RetryLater as later:
+        return retry_or_give_up(self, later, f"start of {interaction_id}")
     except services.OutcomeNotStored as exc:
         if not _retries_left(self):
             raise
@@ -97,58 +107,14 @@ def start_interaction_task(
         ) from exc
 
 
-class _TryAgain(Exception):
-    """An attempt at a delivery failed in a way another attempt may fix."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _apply_delivery(delivery_id: int, retries_left: bool) -> str:
-    """One attempt at a stored callback (:func:`~.services.process_delivery`).
-
-    Event-fetch failures and unexpected errors raise :class:`_TryAgain` while ``retries_left``;
-    after that the interaction completes without its events, or the delivery is given up
-    (:func:`~.services.give_up_delivery`), so it never stays pending forever. Transient database
-    errors propagate.
-    """
-    try:
-        try:
-            return services.process_delivery(delivery_id)
-        except ScoutError as exc:
-            if not isinstance(exc, UntrustedURLError) and retries_left:
-                logger.warning(
-                    "django-scout: event fetch for delivery %s failed: %s", delivery_id, exc
-                )
-                raise _TryAgain(exc) from exc
-            logger.error("django-scout: events for delivery %s are missing: %s", delivery_id, exc)
-            return services.process_delivery(delivery_id, events_error=f"event fetch failed: {exc}")
-    except (*TRANSIENT_DATABASE_ERRORS, _TryAgain):
-        raise
-    except Exception as exc:
-        if retries_left:
-            logger.warning(
-                "django-scout: processing delivery %s failed, retrying: %s: %s",
-                delivery_id,
-                type(exc).__name__,
-                exc,
-            )
-            raise _TryAgain(exc) from exc
-        logger.exception(
-            "django-scout: processing delivery %s failed on every attempt", delivery_id
-        )
-        return services.give_up_delivery(delivery_id, exc)
-
-
 @shared_task(bind=True, name="django_scout.process_callback", max_retries=None, acks_late=True)
 @retry_database_errors
 def process_callback_task(self: Task[Any, Any], delivery_id: int) -> str:
-    """Apply a stored callback, retrying with backoff (see :func:`_apply_delivery`)."""
+    """Apply a stored callback (:func:`~.services.attempt_delivery`), retrying with backoff."""
     try:
-        return _apply_delivery(delivery_id, _retries_left(self))
-    except _TryAgain as again:
-        raise self.retry(countdown=_countdown(self.request.retries), exc=again.error) from again
+        return services.attempt_delivery(delivery_id)
+    except services.RetryLater as later:
+        return retry_or_give_up(self, later, f"delivery {delivery_id}")
 
 
 @shared_task(name="django_scout.process_callbacks", acks_late=True)
@@ -160,18 +126,28 @@ def process_callbacks_task(delivery_ids: list[int]) -> dict[str, str]:
     may fix continues alone, as a :func:`process_callback_task` retry with backoff; when even
     that cannot be published it waits for reconcile. Returns each id's outcome.
     """
-    outcomes: dict[str, str] = {}
     retries_left = scout_settings().TASK_MAX_RETRIES > 0
-    for delivery_id in delivery_ids:
+    return {
+        str(delivery_id): _attempt_in_batch(delivery_id, retries_left)
+        for delivery_id in delivery_ids
+    }
+
+
+def _attempt_in_batch(delivery_id: int, retries_left: bool) -> str:
+    """One delivery of a :func:`process_callbacks_task` batch; never raises."""
+    try:
         try:
-            outcomes[str(delivery_id)] = _apply_delivery(delivery_id, retries_left)
-        except (_TryAgain, *TRANSIENT_DATABASE_ERRORS) as exc:
-            error = exc.error if isinstance(exc, _TryAgain) else exc
-            outcomes[str(delivery_id)] = _retry_alone(delivery_id, error)
-        except Exception:
-            logger.exception("django-scout: delivery %s left to reconcile", delivery_id)
-            outcomes[str(delivery_id)] = "left_to_reconcile"
-    return outcomes
+            return services.attempt_delivery(delivery_id)
+        except services.RetryLater as later:
+            if retries_left:
+                _log_retry(f"delivery {delivery_id}", later)
+                return _retry_alone(delivery_id, later.error)
+            return later.give_up()
+    except TRANSIENT_DATABASE_ERRORS as exc:
+        return _retry_alone(delivery_id, exc)
+    except Exception:
+        logger.exception("django-scout: delivery %s left to reconcile", delivery_id)
+        return "left_to_reconcile"
 
 
 def _retry_alone(delivery_id: int, error: Exception) -> str:
@@ -194,18 +170,11 @@ def _retry_alone(delivery_id: int, error: Exception) -> str:
 @shared_task(bind=True, name="django_scout.run_workflow", max_retries=None, acks_late=True)
 @retry_database_errors
 def run_workflow_task(self: Task[Any, Any], run_id: str) -> str:
-    """Run a workflow, webhook trigger or app (see :mod:`django_scout.services.workflows`)."""
+    """Run a workflow, webhook trigger or app (:func:`~.services.perform_run`)."""
     try:
         return services.perform_run(run_id)
-    except services.RetryLater as exc:
-        if _retries_left(self):
-            logger.warning("django-scout: run %s will be retried: %s", run_id, exc)
-            delay = _countdown(self.request.retries, exc.retry_after)
-            raise self.retry(countdown=delay, exc=exc.error) from exc
-        services.fail_run(
-            run_id, services.error_code_for(exc.error), f"gave up after retries: {exc}"
-        )
-        return "failed"
+    except services.RetryLater as later:
+        return retry_or_give_up(self, later, f"run {run_id}")
 
 
 @shared_task(bind=True, name="django_scout.fetch_events", max_retries=None)
@@ -221,3 +190,14 @@ def fetch_events_task(self: Task[Any, Any], interaction_id: str) -> int:
 def reconcile_task() -> dict[str, Any]:
     """Run :func:`django_scout.services.reconcile` (schedule it with Celery beat)."""
     return services.reconcile().as_dict()
+
+
+register(
+    ScoutTasks(
+        start_interaction=start_interaction_task,
+        process_callback=process_callback_task,
+        process_callbacks=process_callbacks_task,
+        run_workflow=run_workflow_task,
+        fetch_events=fetch_events_task,
+    )
+)

@@ -285,7 +285,7 @@ def test_the_batch_task_applies_each_delivery_on_its_own(
             return real(delivery_id, **kwargs)
 
         with (
-            mock.patch.object(services, "process_delivery", side_effect=process),
+            mock.patch.object(interactions, "process_delivery", side_effect=process),
             mock.patch.object(tasks.process_callback_task, "apply_async") as retry,
         ):
             outcomes = tasks.process_callbacks_task.apply(args=(pks,)).get()
@@ -307,7 +307,7 @@ def test_a_retry_that_cannot_be_published_is_left_to_reconcile(mock_scout: MockS
     with override_settings(SCOUT=SCOUT):
         (pk,) = stored(1)
         with (
-            mock.patch.object(services, "process_delivery", side_effect=KeyError("poison")),
+            mock.patch.object(interactions, "process_delivery", side_effect=KeyError("poison")),
             mock.patch.object(
                 tasks.process_callback_task, "apply_async", side_effect=OSError("broker down")
             ),
@@ -333,7 +333,7 @@ def test_a_failing_delivery_in_a_batch_still_ends_after_bounded_attempts(
                 raise KeyError("poison")
             return result
 
-        with mock.patch.object(services, "process_delivery", side_effect=process):
+        with mock.patch.object(interactions, "process_delivery", side_effect=process):
             outcomes = tasks.process_callbacks_task.apply(args=(pks,)).get()
     # Eager: the retry ran inline, as the single task, until it gave up.
     assert outcomes == {str(pks[0]): "retrying", str(pks[1]): "unmatched"}

@@ -1,4 +1,5 @@
-"""Failure paths that must end: a broker outage, poison callbacks, strays, a lost answer.
+"""Failure paths that must end: a broker outage, poison callbacks, strays, a lost answer, an
+unexpected error in any task, a task the services cannot find.
 
 Unit level: Scout is the in-process ``MockScout``; Celery runs eagerly except where a test
 publishes to a broker that misbehaves. The same paths run against PostgreSQL, Redis and a
@@ -7,6 +8,7 @@ real worker in ``tests/integration/test_outages_e2e.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import threading
@@ -24,10 +26,15 @@ from django.utils import timezone
 
 from django_scout import services
 from django_scout.api import start_interaction
-from django_scout.models import CallbackDelivery, DeliveryState, Interaction
-from django_scout.services import interactions
+from django_scout.models import CallbackDelivery, DeliveryState, Interaction, WorkflowRun
+from django_scout.services import housekeeping, interactions, registry
 from django_scout.services.publishing import TaskPublisher
-from django_scout.tasks import process_callback_task
+from django_scout.tasks import (
+    fetch_events_task,
+    process_callback_task,
+    reconcile_task,
+    start_interaction_task,
+)
 from tests import celery_app
 from tests.helpers import UNIT_SCOUT, callback_payload, post_callback
 from tests.mock_scout import MockScout
@@ -438,3 +445,131 @@ def test_a_refusal_that_could_not_be_stored_is_stored_by_the_retry(
     interaction.refresh_from_db()
     assert len(mock_scout.start_requests()) == 1
     assert (interaction.status, interaction.error_code) == ("failed", "not_found")
+
+
+# --- 5. an unexpected error in any task ends its row -----------------------------------------
+# Callbacks: the poison tests above and tests/test_callback_batching.py. Runs:
+# tests/test_workflows.py::test_an_unexpected_error_in_a_run_ends_it_failed.
+
+
+@pytest.mark.parametrize(
+    ("faults", "target", "error", "sent"),
+    [
+        (0, "callback_url_for", RuntimeError("boom"), 0),
+        (3, "accept_interaction", RuntimeError("boom"), 4),
+        (
+            0,
+            "accept_interaction",
+            [OperationalError("database is locked"), RuntimeError("boom")],
+            1,
+        ),
+    ],
+    ids=["before-sending", "on-the-last-retry", "storing-the-answer-on-its-retry"],
+)
+def test_an_unexpected_error_in_a_start_ends_the_interaction_failed(
+    mock_scout: MockScout,
+    signal_log: list[tuple[str, str]],
+    faults: int,
+    target: str,
+    error: Any,
+    sent: int,
+) -> None:
+    assert faults <= BASE_SCOUT["TASK_MAX_RETRIES"]
+    mock_scout.start_faults = [503] * faults
+    with mock.patch.object(interactions, target, side_effect=error):
+        interaction = start_interaction("agent-1", "hello")
+    interaction.refresh_from_db()
+    assert (interaction.status, interaction.error_code) == ("failed", "processing_error")
+    assert "RuntimeError: boom" in interaction.error_message
+    assert interaction.completed_at is not None
+    assert len(mock_scout.start_requests()) == sent
+    assert names(signal_log) == ["interaction_failed", "interaction_completed"]
+    # Never sent again.
+    assert start_interaction_task.apply(args=(str(interaction.pk),)).get() == "skipped"
+    assert len(mock_scout.start_requests()) == sent
+
+
+def test_an_unexpected_error_in_an_event_fetch_leaves_the_interaction_as_it_ended(
+    mock_scout: MockScout,
+) -> None:
+    interaction = accepted(mock_scout)
+    post_callback(
+        Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
+    )
+    interaction.refresh_from_db()
+    ended = (interaction.status, interaction.event_count, interaction.events_fetched_at)
+    assert ended[:2] == ("succeeded", mock_scout.events)
+    with (
+        mock.patch.object(interactions, "store_events", side_effect=RuntimeError("boom")),
+        pytest.raises(RuntimeError, match="boom"),
+    ):
+        fetch_events_task.apply(args=(str(interaction.pk),)).get()
+    interaction.refresh_from_db()
+    # The fetch owns no state: the interaction keeps what it ended with.
+    assert (interaction.status, interaction.event_count, interaction.events_fetched_at) == ended
+    assert (interaction.events_missing, interaction.events_error) == (False, "")
+
+
+@pytest.mark.parametrize("failing", ["reconcile_interactions", "reconcile_runs"])
+def test_an_error_in_one_half_of_reconcile_still_ends_the_others_rows(
+    mock_scout: MockScout, failing: str
+) -> None:
+    interaction = accepted(mock_scout)
+    long_ago = timezone.now() - timedelta(days=3)
+    Interaction.objects.filter(pk=interaction.pk).update(accepted_at=long_ago)
+    run = WorkflowRun.objects.create(workflow_id="wf", status="running", started_at=long_ago)
+    with (
+        mock.patch.object(housekeeping, failing, side_effect=RuntimeError("boom")),
+        pytest.raises(RuntimeError, match="boom"),
+    ):
+        reconcile_task.apply().get()
+    interaction.refresh_from_db()
+    run.refresh_from_db()
+    if failing == "reconcile_interactions":
+        assert (interaction.status, run.status, run.error_code) == (
+            "accepted",
+            "failed",
+            "run_timeout",
+        )
+    else:
+        assert (run.status, interaction.status, interaction.error_code) == (
+            "running",
+            "failed",
+            "callback_timeout",
+        )
+
+
+# --- 6. tasks are objects, never names ------------------------------------------------------
+
+
+def test_each_slot_of_the_registry_holds_the_task_of_its_name() -> None:
+    registered = registry.scout_tasks()
+    names_by_slot = {
+        field.name: getattr(registered, field.name).name for field in dataclasses.fields(registered)
+    }
+    assert names_by_slot == {slot: f"django_scout.{slot}" for slot in names_by_slot}
+    assert set(names_by_slot) == {
+        "start_interaction",
+        "process_callback",
+        "process_callbacks",
+        "run_workflow",
+        "fetch_events",
+    }
+    # Leaving one out fails where the tasks module registers them, as it is imported.
+    with pytest.raises(TypeError, match="fetch_events"):
+        registry.ScoutTasks(  # type: ignore[call-arg]
+            start_interaction=start_interaction_task,
+            process_callback=process_callback_task,
+            process_callbacks=process_callback_task,
+            run_workflow=start_interaction_task,
+        )
+
+
+def test_without_registered_tasks_a_start_fails_at_the_call_and_saves_nothing(
+    mock_scout: MockScout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry, "_registered", None)
+    with pytest.raises(RuntimeError, match="registered no tasks"):
+        start_interaction("agent-1", "hello")
+    assert not Interaction.objects.exists()
+    assert mock_scout.start_requests() == []

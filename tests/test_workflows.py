@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.test import override_settings
@@ -16,6 +17,7 @@ from django_scout.api import (
     trigger_workflow_webhook,
 )
 from django_scout.models import WorkflowRun, WorkflowRunEvent
+from django_scout.services import workflows
 from django_scout.tasks import run_workflow_task
 from django_scout.testing import AppBehaviour, FakeScout, WorkflowBehaviour
 
@@ -301,6 +303,33 @@ def test_duplicated_task_runs_once(fake_scout: FakeScout) -> None:
     run = run_workflow("wf")
     for _ in range(3):
         assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
+    assert len(fake_scout.workflow_runs) == 1
+
+
+# --- unexpected errors -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("faults", "stream", "target"),
+    [(0, False, "_apply_result"), (3, False, "_apply_result"), (0, True, "_store_event")],
+    ids=["after-scout-answered", "on-the-last-retry", "mid-stream"],
+)
+def test_an_unexpected_error_in_a_run_ends_it_failed(
+    fake_scout: FakeScout, signal_log: list[Any], faults: int, stream: bool, target: str
+) -> None:
+    fake_scout.workflow("wf", WorkflowBehaviour(blocks=1))
+    if faults:  # retry-safe failures first: TASK_MAX_RETRIES (3) of them
+        fake_scout.fail_next("POST", "/v2/workflows/*", 503, times=faults, retry_after=0)
+    with mock.patch.object(workflows, target, side_effect=RuntimeError("boom")):
+        run = fresh(run_workflow("wf", stream=stream))
+    assert (run.status, run.error_code) == ("failed", "processing_error")
+    assert "RuntimeError: boom" in run.error_message
+    assert run.completed_at is not None
+    assert run.start_attempts == faults + 1
+    assert len(fake_scout.workflow_runs) == 1
+    assert names(signal_log) == ["workflow_run_failed", "workflow_run_completed"]
+    # Never sent again.
+    assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
     assert len(fake_scout.workflow_runs) == 1
 
 

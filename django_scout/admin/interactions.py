@@ -23,6 +23,7 @@ from ..models import (
     InteractionEvent,
     Session,
 )
+from ..services.registry import scout_tasks
 from ..services.scrubbing import scrub_text
 from .base import ReadOnlyAdminMixin, ScaledListMixin, choices_filter, input_filter
 from .display import (
@@ -219,8 +220,9 @@ class InteractionAdmin(
         if not request.user.has_perm("django_scout.change_interaction"):
             raise PermissionDenied("fetching events needs the 'change interaction' permission")
         ids = [str(pk) for pk in queryset.exclude(events_url="").values_list("pk", flat=True)]
+        fetch_events = scout_tasks().fetch_events
         for interaction_id in ids:
-            services.enqueue_after_commit("fetch_events_task", interaction_id)
+            services.enqueue_after_commit(fetch_events, interaction_id)
         skipped = queryset.count() - len(ids)
         note = f" ({skipped} without an events URL skipped)" if skipped else ""
         self.message_user(request, f"Fetching events for {len(ids)} interaction(s){note}.")

@@ -7,7 +7,8 @@ views, the admin and management commands call these functions and stay thin.
 - :mod:`.interactions`: agent interactions, callbacks, events, reconcile and prune;
 - :mod:`.workflows`: workflow runs, webhook triggers and app executions;
 - :mod:`.housekeeping`: reconcile and prune across both;
-- :mod:`.common`: the Scout client factory and after-commit helpers.
+- :mod:`.common`: the Scout client factory, the start rule and after-commit helpers;
+- :mod:`.registry`: the Celery tasks the services enqueue, registered by :mod:`django_scout.tasks`.
 
 """
 
@@ -25,6 +26,7 @@ from .interactions import (
     ProcessOutcome,
     StartOutcome,
     accept_interaction,
+    attempt_delivery,
     callback_url_for,
     claim_start,
     complete_interaction,
@@ -47,6 +49,7 @@ from .workflows import (
     ENVIRONMENTS,
     execute_app,
     fail_run,
+    give_up_run,
     perform_run,
     rerun,
     run_workflow,
@@ -63,6 +66,7 @@ __all__ = [
     "RetryLater",
     "StartOutcome",
     "accept_interaction",
+    "attempt_delivery",
     "callback_url_for",
     "claim_start",
     "complete_interaction",
@@ -74,6 +78,7 @@ __all__ = [
     "fetch_events",
     "get_client",
     "give_up_delivery",
+    "give_up_run",
     "give_up_start",
     "mark_start_unconfirmed",
     "perform_run",

@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any
+from typing import Any, Literal
 
 from asgiref.sync import async_to_sync
+from celery import Task
 from django.db import InterfaceError, OperationalError, models, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
@@ -20,6 +21,7 @@ from django.utils.dateparse import parse_datetime
 from ..client import ScoutAPIError, ScoutClient, ScoutError
 from ..payloads import check_instant
 from .publishing import publisher
+from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
 
@@ -83,12 +85,34 @@ def signal_after_commit(
 
 
 class RetryLater(Exception):
-    """A request to Scout provably started nothing; the task may send it again later."""
+    """An attempt failed in a way a later attempt may fix; the task retries it or gives it up.
 
-    def __init__(self, error: ScoutError) -> None:
+    Raised by the services a Celery task retries (:func:`.perform_start`, :func:`.perform_run`,
+    :func:`.attempt_delivery`), which decide both halves of the rule: when another attempt may
+    help (a request to Scout that provably started nothing, a failed event fetch, an unexpected
+    error while applying a callback), and what :meth:`give_up` does once the task's retries have
+    run out (end the row, so nothing stays pending forever). :attr:`error` is what failed;
+    :attr:`retry_after` is Scout's ``Retry-After`` when it sent one.
+    """
+
+    def __init__(self, error: Exception, give_up: Callable[[], str]) -> None:
         super().__init__(str(error))
         self.error = error
         self.retry_after: float | None = getattr(error, "retry_after", None)
+        self._give_up = give_up
+
+    def give_up(self) -> str:
+        """End the work for good (no retries are left); returns the outcome the task reports."""
+        return self._give_up()
+
+
+#: ``error_code`` of a row ended because django-scout raised an unexpected error handling it.
+PROCESSING_ERROR = "processing_error"
+
+
+def unexpected_error_note(what: str, error: BaseException) -> str:
+    """The error text stored when ``what`` raised the unexpected ``error`` (scrubbed, bounded)."""
+    return scrub_text(f"{what}: {type(error).__name__}: {error}")[:2000]
 
 
 #: Database errors worth retrying (a locked SQLite file, a dropped connection).
@@ -110,6 +134,26 @@ def error_code_for(exc: ScoutError) -> str:
     if isinstance(exc, ScoutAPIError):
         return _STATUS_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
     return "scout_unavailable"
+
+
+def classify_start_failure(error: ScoutError) -> Literal["retry", "refused", "ambiguous"]:
+    """How a request that starts work at Scout (an interaction, a run) failed: the start rule.
+
+    Scout has no idempotency keys, so such a request is sent again only when sending it again
+    cannot start the work twice:
+
+    - ``retry``: provably nothing started (the connection failed before the request was sent,
+      or Scout answered 429, 502, 503 or 504): the claim is given back and the task sends it
+      again later (:class:`RetryLater`);
+    - ``refused``: Scout answered another 4xx: the row fails with :func:`error_code_for`;
+    - ``ambiguous``: the request may have reached Scout (a read timeout, a connection dropped
+      after sending, a 500): it is never sent again.
+    """
+    if error.retry_safe:
+        return "retry"
+    if isinstance(error, ScoutAPIError) and 400 <= error.status_code < 500:
+        return "refused"
+    return "ambiguous"
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -135,19 +179,14 @@ def parse_timestamp(value: Any) -> datetime | None:
     return aware(candidate)
 
 
-def enqueue_after_commit(task_name: str, *args: Any) -> None:
-    """Enqueue a task once the transaction commits, never waiting long on the broker.
+def enqueue_after_commit(task: Task[..., Any], *args: Any) -> None:
+    """Enqueue ``task`` (one of :func:`.registry.scout_tasks`) once the transaction commits.
 
-    Goes through :data:`.publishing.publisher`: a broker failure is logged, not raised, and the
-    work it would have done is found again by reconcile.
+    Never waits long on the broker: the publish goes through :data:`.publishing.publisher`, so a
+    broker failure is logged, not raised, and the work it would have done is found again by
+    reconcile.
     """
-
-    def send() -> None:
-        from .. import tasks
-
-        publisher.publish(getattr(tasks, task_name), args)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: publisher.publish(task, args))
 
 
 def aware(value: datetime | None) -> datetime | None:

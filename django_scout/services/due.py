@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import Task
 from django.db import transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
@@ -50,10 +51,10 @@ def requeue_due(
     queryset: QuerySet[Any],
     since_field: str,
     now: datetime,
-    task_name: str,
+    task: Task[..., Any],
     as_arg: Callable[[Any], Any] = str,
 ) -> list[Any]:
-    """Enqueue ``task_name`` for every row of ``queryset`` whose ``next_attempt_at`` has come.
+    """Enqueue ``task`` for every row of ``queryset`` whose ``next_attempt_at`` has come.
 
     ``since_field`` is when the work began (its age sets the next pause); ``as_arg`` turns a
     primary key into the task's argument. Returns the primary keys enqueued. Two queries per
@@ -76,7 +77,7 @@ def requeue_due(
             queryset.model.objects.filter(pk__in=pks).update(next_attempt_at=now + delay)
         for pk, _ in batch:
             requeued.append(pk)
-            enqueue_after_commit(task_name, as_arg(pk))
+            enqueue_after_commit(task, as_arg(pk))
         if len(rows) < BATCH:
             return requeued
 

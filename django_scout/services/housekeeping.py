@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.utils import timezone
@@ -12,6 +14,8 @@ from .reconcile_record import record_reconcile
 from .workflows import prune_runs, reconcile_runs
 
 __all__ = ["ReconcileReport", "prune", "reconcile"]
+
+logger = logging.getLogger("django_scout")
 
 
 def reconcile(now: datetime | None = None) -> ReconcileReport:
@@ -29,14 +33,41 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
       ``error_code="run_timeout"``.
 
     Every query is indexed and reads a bounded batch: a run with nothing due is a handful of
-    queries whatever the history.
+    queries whatever the history. The two halves, interactions and runs, are independent: an
+    error in one is logged and raised once the other has run, so it never keeps the other's
+    rows from ending.
     """
     now = now or timezone.now()
     report = ReconcileReport()
-    reconcile_interactions(now, report)
-    reconcile_runs(now, report)
+    halves = (("interactions", reconcile_interactions), ("runs", reconcile_runs))
+    errors = [
+        error
+        for what, half in halves
+        if (error := _reconcile_half(what, half, now, report)) is not None
+    ]
+    if errors:
+        raise errors[0]
     record_reconcile(report)
     return report
+
+
+def _reconcile_half(
+    what: str,
+    half: Callable[[datetime, ReconcileReport], None],
+    now: datetime,
+    report: ReconcileReport,
+) -> Exception | None:
+    """Reconcile ``what`` with ``half``; an error it raises is logged and returned, not raised."""
+    try:
+        half(now, report)
+    except Exception as exc:
+        logger.error(
+            "django-scout: reconciling %s failed; the rest of reconcile still runs",
+            what,
+            exc_info=exc,
+        )
+        return exc
+    return None
 
 
 def prune(older_than_days: int, now: datetime | None = None) -> dict[str, int]:

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import signals
-from ..client import ScoutAPIError, ScoutError
+from ..client import ScoutError, UntrustedURLError
 from ..client.streams import SessionEvent
 from ..client.validation import build_messages, validate_json_object, validate_tags
 from ..conf import scout_settings
@@ -33,20 +33,24 @@ from ..models import (
 from ..payloads import CallbackPayload
 from .batching import batch_publisher
 from .common import (
+    PROCESSING_ERROR,
     TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
     RetryLater,
     aware,
+    classify_start_failure,
     delete_in_batches,
     enqueue_after_commit,
     error_code_for,
     get_client,
     send_robust,
     signal_after_commit,
+    unexpected_error_note,
 )
 from .deliveries import upsert_delivery
 from .due import fail_overdue, requeue_delay, requeue_due
 from .event_store import store_event_stream
+from .registry import scout_tasks
 from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
@@ -56,6 +60,7 @@ __all__ = [
     "ProcessOutcome",
     "StartOutcome",
     "accept_interaction",
+    "attempt_delivery",
     "callback_url_for",
     "claim_start",
     "complete_interaction",
@@ -154,7 +159,7 @@ def start_interaction(
     interaction.set_subject(subject)
     with transaction.atomic():
         interaction.save()
-        enqueue_after_commit("start_interaction_task", str(interaction.pk))
+        enqueue_after_commit(scout_tasks().start_interaction, str(interaction.pk))
     return interaction
 
 
@@ -183,7 +188,7 @@ def retry_start(interaction: Interaction) -> Interaction:
     )
     with transaction.atomic():
         copy.save()
-        enqueue_after_commit("start_interaction_task", str(copy.pk))
+        enqueue_after_commit(scout_tasks().start_interaction, str(copy.pk))
     return copy
 
 
@@ -249,7 +254,7 @@ def accept_interaction(interaction_id: UUID | str, session_id: str, events_url: 
                 next_attempt_at=timezone.now() + _grace()
             )
         for delivery_id in early_ids:
-            enqueue_after_commit("process_callback_task", delivery_id)
+            enqueue_after_commit(scout_tasks().process_callback, delivery_id)
     return True
 
 
@@ -330,31 +335,58 @@ class OutcomeNotStored(Exception):
         self.outcome = outcome
 
 
-def perform_start(interaction_id: UUID | str) -> str:
+def perform_start(interaction_id: UUID | str, outcome: StartOutcome | None = None) -> str:
     """Claim ``interaction_id``, send its start request to Scout and store the answer.
 
-    The retry rule (Scout has no idempotency keys, so a repeated POST could start the agent
-    twice):
+    Follows the start rule (:func:`.common.classify_start_failure`: Scout has no idempotency
+    keys, so a repeated POST could start the agent twice):
 
     - a caller first *claims* the interaction (one conditional UPDATE); one that cannot claim it
       (a redelivered or duplicated task, or one whose earlier attempt may have sent the request)
       does nothing and returns ``skipped``;
-    - when the failure proves Scout started nothing (the connection failed before the request
-      was sent, or Scout answered 429, 502, 503 or 504) the claim is given back and
-      :class:`RetryLater` raised;
-    - 401/403/404/422 and other 4xx end the interaction ``failed`` with ``error_code``;
-    - anything ambiguous (a read timeout, a dropped connection after sending, a 500) is never
-      repeated: the interaction stays ``pending`` with ``error_code="start_unconfirmed"``;
-      Scout's callback still completes it (its URL names the interaction), otherwise reconcile
-      fails it after ``CALLBACK_DEADLINE``;
+    - a failure that proves Scout started nothing gives the claim back and raises
+      :class:`RetryLater`, whose ``give_up`` is :func:`give_up_start`;
+    - a refusal (a 4xx) ends the interaction ``failed`` with ``error_code``;
+    - an ambiguous failure is never repeated: the interaction stays ``pending`` with
+      ``error_code="start_unconfirmed"``; Scout's callback still completes it (its URL names the
+      interaction), otherwise reconcile fails it after ``CALLBACK_DEADLINE``;
     - once Scout has answered, a transient database error while storing the answer raises
-      :class:`OutcomeNotStored`, which carries the answer for :func:`store_start_outcome`.
+      :class:`OutcomeNotStored`, which carries the answer: the next attempt passes it as
+      ``outcome``, and it is stored without sending anything;
+    - any other error (a bug, a database error that is not transient) ends the interaction
+      ``failed`` with ``error_code="processing_error"`` and the error; as the request may have
+      reached Scout, it is not sent again.
 
     Returns ``skipped``, ``accepted``, ``failed`` or ``unconfirmed``.
     """
-    interaction = claim_start(interaction_id)
-    if interaction is None:
-        return "skipped"
+    try:
+        if outcome is None:
+            interaction = claim_start(interaction_id)
+            if interaction is None:
+                return "skipped"
+            outcome = _send_start(interaction)
+        try:
+            return store_start_outcome(interaction_id, outcome)
+        except TRANSIENT_DATABASE_ERRORS as exc:
+            raise OutcomeNotStored(outcome, exc) from exc
+    except (RetryLater, OutcomeNotStored, *TRANSIENT_DATABASE_ERRORS):
+        raise
+    except Exception as exc:
+        logger.error(
+            "django-scout: the start of %s raised an unexpected error; it ends failed",
+            interaction_id,
+            exc_info=exc,
+        )
+        failed = fail_start(
+            interaction_id,
+            PROCESSING_ERROR,
+            unexpected_error_note("the start raised an unexpected error", exc),
+        )
+        return "failed" if failed else "skipped"
+
+
+def _send_start(interaction: Interaction) -> StartOutcome:
+    """Send a claimed interaction's start request; Scout's answer, or :class:`RetryLater`."""
     try:
         with get_client() as client:
             accepted = client.agents.interact_async(
@@ -367,26 +399,21 @@ def perform_start(interaction_id: UUID | str) -> str:
                 tags=interaction.tags or None,
             )
     except ScoutError as exc:
-        if exc.retry_safe:
-            release_start_claim(interaction_id, f"retrying: {exc}")
-            raise RetryLater(exc) from exc
-        if isinstance(exc, ScoutAPIError) and 400 <= exc.status_code < 500:
-            outcome = StartOutcome("failed", error_code=error_code_for(exc), message=str(exc))
-        else:
-            logger.error(
-                "django-scout: start of %s may have reached Scout (%s); not repeating it",
-                interaction_id,
-                exc,
-            )
-            outcome = StartOutcome("unconfirmed", message=str(exc))
-    else:
-        outcome = StartOutcome(
-            "accepted", session_id=accepted.session_id, events_url=accepted.events_url or ""
+        kind = classify_start_failure(exc)
+        if kind == "retry":
+            release_start_claim(interaction.pk, f"retrying: {exc}")
+            raise RetryLater(exc, functools.partial(give_up_start, interaction.pk, exc)) from exc
+        if kind == "refused":
+            return StartOutcome("failed", error_code=error_code_for(exc), message=str(exc))
+        logger.error(
+            "django-scout: start of %s may have reached Scout (%s); not repeating it",
+            interaction.pk,
+            exc,
         )
-    try:
-        return store_start_outcome(interaction_id, outcome)
-    except TRANSIENT_DATABASE_ERRORS as exc:
-        raise OutcomeNotStored(outcome, exc) from exc
+        return StartOutcome("unconfirmed", message=str(exc))
+    return StartOutcome(
+        "accepted", session_id=accepted.session_id, events_url=accepted.events_url or ""
+    )
 
 
 def store_start_outcome(interaction_id: UUID | str, outcome: StartOutcome) -> str:
@@ -402,9 +429,15 @@ def store_start_outcome(interaction_id: UUID | str, outcome: StartOutcome) -> st
     return outcome.kind if stored else "skipped"
 
 
-def give_up_start(interaction_id: UUID | str, error: ScoutError) -> bool:
-    """End a pending interaction whose retry-safe start failures exhausted the retries."""
-    return fail_start(interaction_id, error_code_for(error), f"gave up after retries: {error}")
+def give_up_start(interaction_id: UUID | str, error: ScoutError) -> str:
+    """End a pending interaction whose retry-safe start failures exhausted the retries.
+
+    The ``give_up`` of :func:`perform_start`'s :class:`RetryLater`: the interaction ends
+    ``failed`` with the last error's code. Returns ``failed``, or ``skipped`` when it was no
+    longer pending.
+    """
+    failed = fail_start(interaction_id, error_code_for(error), f"gave up after retries: {error}")
+    return "failed" if failed else "skipped"
 
 
 # --- callbacks -----------------------------------------------------------------------------
@@ -449,11 +482,9 @@ def record_callback(
 def _after_new_delivery(delivery: CallbackDelivery) -> None:
     """Once the new delivery is committed: send ``callback_received`` (only when someone
     listens), then have a worker process it soon, batched with others, without waiting."""
-    from .. import tasks
-
     if signals.callback_received.has_listeners(CallbackDelivery):
         send_robust(signals.callback_received, CallbackDelivery, delivery=delivery)
-    batch_publisher.add(tasks.process_callbacks_task, delivery.pk)
+    batch_publisher.add(scout_tasks().process_callbacks, delivery.pk)
 
 
 def _record_callback_orm(
@@ -583,6 +614,54 @@ def process_delivery(
     return ProcessOutcome.COMPLETED
 
 
+def attempt_delivery(delivery_id: int) -> str:
+    """One attempt at a stored callback (:func:`process_delivery`), for a task that retries it.
+
+    Raises :class:`RetryLater` when another attempt may succeed: the event fetch failed (its
+    ``give_up`` completes the interaction without its events, recording why), or processing
+    raised an unexpected error (its ``give_up`` is :func:`give_up_delivery`), so a delivery
+    never stays pending forever. Events on an untrusted host are not fetched again: the
+    interaction completes without them at once. Transient database errors propagate. Returns a
+    :class:`ProcessOutcome` value.
+    """
+    try:
+        try:
+            return process_delivery(delivery_id)
+        except ScoutError as exc:
+            if isinstance(exc, UntrustedURLError):
+                return _complete_without_events(delivery_id, exc)
+            give_up = functools.partial(_last_attempt_without_events, delivery_id, exc)
+            raise RetryLater(exc, give_up) from exc
+    except (RetryLater, *TRANSIENT_DATABASE_ERRORS):
+        raise
+    except Exception as exc:
+        raise RetryLater(exc, functools.partial(_give_up_attempts, delivery_id, exc)) from exc
+
+
+def _complete_without_events(delivery_id: int, error: ScoutError) -> str:
+    """Apply the delivery without the events its interaction's fetch failed to bring."""
+    logger.error("django-scout: events for delivery %s are missing: %s", delivery_id, error)
+    return process_delivery(delivery_id, events_error=f"event fetch failed: {error}")
+
+
+def _last_attempt_without_events(delivery_id: int, error: ScoutError) -> str:
+    """The last attempt after failed event fetches: without the events, or given up."""
+    try:
+        return _complete_without_events(delivery_id, error)
+    except TRANSIENT_DATABASE_ERRORS:
+        raise
+    except Exception as exc:
+        return _give_up_attempts(delivery_id, exc)
+
+
+def _give_up_attempts(delivery_id: int, error: Exception) -> str:
+    """:func:`give_up_delivery` once every attempt raised; the traceback goes to the log."""
+    logger.error(
+        "django-scout: processing delivery %s failed on every attempt", delivery_id, exc_info=error
+    )
+    return give_up_delivery(delivery_id, error)
+
+
 def reprocess_delivery(delivery_id: int) -> bool:
     """Put a ``failed`` or ``abandoned`` delivery back to ``pending`` and enqueue it.
 
@@ -600,7 +679,7 @@ def reprocess_delivery(delivery_id: int) -> bool:
             next_attempt_at=now + _grace(),
         )
         if changed:
-            enqueue_after_commit("process_callback_task", delivery_id)
+            enqueue_after_commit(scout_tasks().process_callback, delivery_id)
     return bool(changed)
 
 
@@ -611,7 +690,7 @@ def give_up_delivery(delivery_id: int, error: BaseException) -> str:
     (if still ``pending`` or ``accepted``) ends ``failed`` with ``error_code="processing_error"``,
     so nothing waits on it forever. Returns a :class:`ProcessOutcome` value.
     """
-    note = scrub_text(f"gave up: {type(error).__name__}: {error}")[:2000]
+    note = unexpected_error_note("gave up", error)
     delivery = CallbackDelivery.objects.filter(pk=delivery_id).first()
     if delivery is None:
         return ProcessOutcome.MISSING
@@ -622,7 +701,7 @@ def give_up_delivery(delivery_id: int, error: BaseException) -> str:
         if target is not None:
             _fail(
                 target,
-                "processing_error",
+                PROCESSING_ERROR,
                 f"Scout's callback {delivery.callback_event_id} could not be processed: {note}",
                 from_statuses=(PENDING, ACCEPTED),
             )
@@ -706,13 +785,16 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
 
     never_claimed = Interaction.objects.filter(status=PENDING, start_claimed_at__isnull=True)
     report.requeued_starts.extend(
-        str(pk) for pk in requeue_due(never_claimed, "created_at", now, "start_interaction_task")
+        str(pk)
+        for pk in requeue_due(never_claimed, "created_at", now, scout_tasks().start_interaction)
     )
 
     report.abandoned_deliveries += _abandon_deliveries(now, deadline_cutoff)
     pending_deliveries = CallbackDelivery.objects.filter(processed_at__isnull=True)
     report.requeued_deliveries.extend(
-        requeue_due(pending_deliveries, "received_at", now, "process_callback_task", as_arg=int)
+        requeue_due(
+            pending_deliveries, "received_at", now, scout_tasks().process_callback, as_arg=int
+        )
     )
 
     report.timed_out.extend(

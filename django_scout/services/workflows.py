@@ -1,16 +1,17 @@
 """Workflow runs, streamed runs, runs from an inline config, webhook triggers and apps.
 
-Retry rule (Scout has no idempotency keys, so a repeated POST may run the workflow twice): a run
-is *claimed* before its request is sent, and a claimed run is never sent again. The claim is
-given back and the task retried only when the failure proves nothing started at Scout (the
-connection failed before the request was sent, or 429/502/503/504 before any event). A 4xx
-fails the run. Anything ambiguous — a read timeout, a 500, a connection dropped after sending,
-a stream cut off mid-way — fails the run with ``error_code`` ``outcome_unknown`` or
-``stream_interrupted`` and is not repeated; ``rerun()`` repeats it deliberately.
+Runs follow the start rule of :func:`.common.classify_start_failure`, as interactions do: a run
+is *claimed* before its request is sent, and a claimed run is never sent again; the claim is
+given back and the task retried only when nothing started at Scout (and no event arrived); a
+4xx fails the run. Unlike an interaction, a run has no callback to settle an ambiguous start:
+a read timeout, a 500 or a connection dropped after sending fails it with ``outcome_unknown``,
+a stream cut off mid-way with ``stream_interrupted``, and neither is repeated; ``rerun()``
+repeats it deliberately.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -26,7 +27,6 @@ from django.utils import timezone
 from .. import signals
 from ..client import (
     AppStreamEvent,
-    ScoutAPIError,
     ScoutError,
     WorkflowEvent,
     WorkflowRunResult,
@@ -37,16 +37,21 @@ from ..client.workflow_events import WorkflowRunCompleted, WorkflowRunFailed
 from ..conf import scout_settings
 from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
 from .common import (
+    PROCESSING_ERROR,
+    TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
     RetryLater,
+    classify_start_failure,
     delete_in_batches,
     enqueue_after_commit,
     error_code_for,
     get_client,
     parse_timestamp,
     signal_after_commit,
+    unexpected_error_note,
 )
 from .due import fail_overdue, requeue_due
+from .registry import scout_tasks
 from .scrubbing import scrub_text
 
 logger = logging.getLogger("django_scout")
@@ -62,6 +67,7 @@ __all__ = [
     "RetryLater",
     "execute_app",
     "fail_run",
+    "give_up_run",
     "perform_run",
     "prune_runs",
     "reconcile_runs",
@@ -104,7 +110,7 @@ def _save_and_enqueue(run: WorkflowRun, subject: models.Model | None) -> Workflo
     run.next_attempt_at = timezone.now() + _grace()
     with transaction.atomic():
         run.save()
-        enqueue_after_commit("run_workflow_task", str(run.pk))
+        enqueue_after_commit(scout_tasks().run_workflow, str(run.pk))
     return run
 
 
@@ -237,7 +243,7 @@ def rerun(run: WorkflowRun) -> WorkflowRun:
     )
     with transaction.atomic():
         copy.save()
-        enqueue_after_commit("run_workflow_task", str(copy.pk))
+        enqueue_after_commit(scout_tasks().run_workflow, str(copy.pk))
     return copy
 
 
@@ -315,7 +321,13 @@ def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: An
 
 def perform_run(run_id: UUID | str) -> str:
     """Claim ``run_id`` and run it at Scout; returns ``skipped``/``succeeded``/``failed``/
-    ``running``. Raises :class:`RetryLater` when the request provably started nothing."""
+    ``running``.
+
+    Follows the start rule of the module docstring: raises :class:`RetryLater` (its
+    ``give_up`` is :func:`give_up_run`) when the request provably started nothing. An error
+    that is not Scout's (a bug, a database error that is not transient) fails the run with
+    ``error_code="processing_error"`` and the error; the run is not sent again.
+    """
     run = claim_run(run_id)
     if run is None:
         return "skipped"
@@ -325,14 +337,13 @@ def perform_run(run_id: UUID | str) -> str:
         run.refresh_from_db()
         if run.is_terminal:
             return run.status
-        started = run.status == RUNNING or run.event_count > 0
-        if exc.retry_safe and not started:
-            release_run_claim(run.pk, f"retrying: {exc}")
-            raise RetryLater(exc) from exc
-        if isinstance(exc, ScoutAPIError) and 400 <= exc.status_code < 500 and not started:
-            fail_run(run.pk, error_code_for(exc), str(exc))
-        elif started:
+        if run.status == RUNNING or run.event_count > 0:
             fail_run(run.pk, "stream_interrupted", f"the stream broke off: {exc}")
+        elif (kind := classify_start_failure(exc)) == "retry":
+            release_run_claim(run.pk, f"retrying: {exc}")
+            raise RetryLater(exc, functools.partial(give_up_run, run.pk, exc)) from exc
+        elif kind == "refused":
+            fail_run(run.pk, error_code_for(exc), str(exc))
         else:
             logger.error("django-scout: run %s may have started at Scout (%s)", run.pk, exc)
             fail_run(
@@ -341,8 +352,29 @@ def perform_run(run_id: UUID | str) -> str:
                 f"Scout may have started the run but no answer came back ({exc}); "
                 "not repeated automatically",
             )
+    except TRANSIENT_DATABASE_ERRORS:
+        raise
+    except Exception as exc:
+        logger.error(
+            "django-scout: run %s raised an unexpected error; it ends failed", run.pk, exc_info=exc
+        )
+        fail_run(
+            run.pk,
+            PROCESSING_ERROR,
+            unexpected_error_note("the run raised an unexpected error", exc),
+        )
     run.refresh_from_db()
     return run.status
+
+
+def give_up_run(run_id: UUID | str, error: ScoutError) -> str:
+    """End a run whose retry-safe failures exhausted the task's retries.
+
+    The ``give_up`` of :func:`perform_run`'s :class:`RetryLater`: the run ends ``failed`` with
+    the last error's code. Returns ``failed``, or ``skipped`` when it had already ended.
+    """
+    failed = fail_run(run_id, error_code_for(error), f"gave up after retries: {error}")
+    return "failed" if failed else "skipped"
 
 
 def _dispatch(run: WorkflowRun) -> None:
@@ -519,7 +551,7 @@ def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
     deadline_cutoff = now - timedelta(seconds=conf.RUN_DEADLINE)
     never_claimed = WorkflowRun.objects.filter(status=PENDING, start_claimed_at__isnull=True)
     report.requeued_runs.extend(
-        str(pk) for pk in requeue_due(never_claimed, "created_at", now, "run_workflow_task")
+        str(pk) for pk in requeue_due(never_claimed, "created_at", now, scout_tasks().run_workflow)
     )
     report.timed_out_runs.extend(
         fail_overdue(
