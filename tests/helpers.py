@@ -141,13 +141,14 @@ def running_server(
         )
     listener.close()
     try:
-        deadline = time.monotonic() + 30
+        # Generous: a worker's first request imports Django, slowly on a loaded machine.
+        deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None or time.monotonic() > deadline:
                 log_text = log_path.read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"the server did not start:\n{log_text}")
             try:
-                httpx.get(f"{base_url}/scout/callbacks/", timeout=1, trust_env=False)
+                httpx.get(f"{base_url}/scout/callbacks/", timeout=10, trust_env=False)
             except httpx.TransportError:
                 time.sleep(0.05)
                 continue
