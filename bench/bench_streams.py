@@ -3,11 +3,15 @@
 Run from the repository root::
 
     python bench/bench_streams.py [--events N] [--chunk-size BYTES] [--rounds R]
+                                  [--formats sse,ndjson,json,wrapped] [--code DIR]
 
 For each format (SSE, NDJSON, JSON array, JSON object wrapping the array) it generates the body
 lazily (never held whole in memory) and parses it with ``iter_session_events``; the SSE body is
 also parsed with ``iter_sse`` and, when the ``httpx-sse`` package is installed, with its
-``EventSource.iter_sse`` (the SSE parser django-scout does not use). The cases run in ``R``
+``EventSource.iter_sse`` (the SSE parser django-scout does not use). ``--code DIR`` adds the same
+cases for the ``django_scout`` package found in ``DIR`` (for instance an older version:
+``git archive <commit> django_scout | tar -x -C DIR``), imported beside this tree's under another
+name, so that both run in the same rounds on the same bodies. The cases run in ``R``
 alternating rounds (the order rotates from round to round, so that load changes fall on every
 case alike) without ``tracemalloc``; the table gives events per second as the median and the
 lowest-highest of the rounds, and the peak memory traced by ``tracemalloc`` in one more parse per
@@ -17,6 +21,8 @@ case. The machine's load is printed at the start and the end. Nothing is asserte
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import statistics
 import sys
@@ -24,6 +30,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 
@@ -116,19 +123,43 @@ def run(fmt: str, count: int, chunk_size: int, parse: Parse) -> tuple[int, int, 
     return parsed, stream.size, time.perf_counter() - started
 
 
-def cases() -> list[tuple[str, str, Parse]]:
+FORMATS = ("sse", "ndjson", "json", "wrapped")
+
+
+def streams_from(code: Path) -> ModuleType:
+    """``django_scout.client.streams`` of the package in ``code`` (as ``baseline_scout``)."""
+    init = code / "django_scout" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        "baseline_scout", init, submodule_search_locations=[str(init.parent)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no django_scout package in {code}")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["baseline_scout"] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module("baseline_scout.client.streams")
+
+
+def cases(formats: list[str], code: Path | None) -> list[tuple[str, str, Parse]]:
     """(parser, format, parse function) of every case; httpx-sse's only when it is installed."""
-    found: list[tuple[str, str, Parse]] = [("iter_sse", "sse", iter_sse)]
-    try:
-        from httpx_sse import EventSource
-    except ImportError:
-        print("httpx-sse is not installed: its case is skipped")
-    else:
-        found.append(("httpx-sse", "sse", lambda response: EventSource(response).iter_sse()))
-    found += [
-        ("iter_session_events", fmt, iter_session_events)
-        for fmt in ("sse", "ndjson", "json", "wrapped")
-    ]
+    found: list[tuple[str, str, Parse]] = []
+    if "sse" in formats:
+        found.append(("iter_sse", "sse", iter_sse))
+        try:
+            from httpx_sse import EventSource
+        except ImportError:
+            print("httpx-sse is not installed: its case is skipped")
+        else:
+            found.append(("httpx-sse", "sse", lambda response: EventSource(response).iter_sse()))
+    found += [("iter_session_events", fmt, iter_session_events) for fmt in formats]
+    if code is not None:
+        baseline = streams_from(code)
+        print(f"'--code' rows: django_scout from {code}")
+        if "sse" in formats:
+            found.append(("iter_sse --code", "sse", baseline.iter_sse))
+        found += [
+            ("iter_session_events --code", fmt, baseline.iter_session_events) for fmt in formats
+        ]
     return found
 
 
@@ -138,9 +169,22 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--chunk-size", type=int, default=64 * 1024)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--formats",
+        default=",".join(FORMATS),
+        help="comma-separated formats to parse (default: all of %(default)s)",
+    )
+    parser.add_argument(
+        "--code",
+        type=Path,
+        help="also parse with the django_scout package found in this directory",
+    )
     args = parser.parse_args()
+    formats = [fmt for fmt in args.formats.split(",") if fmt]
+    if not formats or set(formats) - set(FORMATS):
+        parser.error(f"--formats takes some of {', '.join(FORMATS)}")
 
-    todo = cases()
+    todo = cases(formats, args.code)
     print(load_line("start"))
     print(
         f"{args.events} events per body, chunks of ~{args.chunk_size} bytes, {args.rounds} rounds"
@@ -155,7 +199,7 @@ def main() -> None:
             assert events == args.events, (todo[index][:2], events)
             rates[index].append(events / seconds)
     print(
-        f"{'parser':<20} {'format':<8} {'body MB':>8} {'events/s median (min-max)':>30} "
+        f"{'parser':<27} {'format':<8} {'body MB':>8} {'events/s median (min-max)':>30} "
         f"{'MB/s':>6} {'peak MB':>8}"
     )
     for (name, fmt, parse), rate, size in zip(todo, rates, sizes, strict=True):
@@ -167,7 +211,7 @@ def main() -> None:
         spread = f"{median:,.0f} ({min(rate):,.0f}-{max(rate):,.0f})"
         megabytes = size / 1e6
         print(
-            f"{name:<20} {fmt:<8} {megabytes:>8.1f} {spread:>30} "
+            f"{name:<27} {fmt:<8} {megabytes:>8.1f} {spread:>30} "
             f"{megabytes * median / args.events:>6.1f} {peak / 1e6:>8.2f}"
         )
     print(load_line("end"))

@@ -181,7 +181,7 @@ def iter_session_events(response: httpx.Response) -> Iterator[SessionEvent]:
     * ``application/x-ndjson`` (and the JSON-lines aliases): one JSON value per non-blank line.
     * ``application/json`` or ``*/*+json``: a top-level array of events, or an object holding the
       array under ``events``, ``data``, ``items`` or ``results`` (the first such key in the
-      document whose value is an array; every other key is skipped unread).
+      document whose value is an array; every other key's value is decoded and thrown away).
     * anything else: the first non-blank bytes decide (``[`` or ``{`` → JSON, an SSE field → SSE);
       an empty body has no events.
 
@@ -460,351 +460,384 @@ class _NDJSONParser(_ValueParser):
             ) from exc
 
 
-# The JSON splitter is written as a generator that works on a shared byte buffer: it yields each
-# parsed element, or ``_NEED`` when it has to wait for the next chunk. Positions are only kept in
-# the buffer (``pos``, ``mark``) across a wait, because appending a chunk drops consumed bytes.
+# JSON: a top-level array of events, or an object wrapping one. The body is decoded to text as it
+# arrives and cut into values by the standard library's C-accelerated ``JSONDecoder.raw_decode``;
+# the code below only steps over the syntax around them (whitespace, brackets, commas, colons and
+# the wrapper's keys). A value that does not decode because the text received so far ends inside
+# it is decoded again once that text has grown: to twice its length, or by a quarter when the new
+# chunk ends with a closing bracket, a quote or a comma, or at the end of the body. So the
+# attempts on a large value cost at most about five decodings of it, not one per chunk, and the
+# text kept is at most about twice the value being decoded (never much more than the size limit)
+# plus one chunk.
+#
+# The splitter is a generator working on a shared buffer: it yields each parsed element, or
+# ``_NEED`` when it has to wait for more text. Positions are only kept in the buffer (``pos``)
+# across a wait, because taking more text drops what was consumed.
 
 _NEED: Final = object()
-_WS = re.compile(rb"[ \t\r\n]*")
-#: Everything up to and including the next bracket, or the quote of a string that does not end in
-#: the buffer, skipping whole strings (written as an unrolled loop, so failing is linear).
-_TO_BRACKET = re.compile(
-    rb'[^"\[\]{}]*(?:"[^"\\]*(?:\\.[^"\\]*)*"[^"\[\]{}]*)*["\[\]{}]', re.DOTALL
-)
-#: A whole string, or a bracket, or a quote opening a string that does not end in the buffer.
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|["\[\]{}]', re.DOTALL)
-_STRING_SPECIAL = re.compile(rb'["\\]')
-_SCALAR_END = re.compile(rb'[ \t\r\n,:\[\]{}"]')
-_QUOTE: Final = ord('"')
-_OPEN_ARRAY: Final = ord("[")
-_CLOSE_ARRAY: Final = ord("]")
-_OPEN_OBJECT: Final = ord("{")
-_CLOSE_OBJECT: Final = ord("}")
-_COMMA: Final = ord(",")
-_COLON: Final = ord(":")
-_SCALAR_START: Final = frozenset(b"-0123456789tfnNI")  # json.loads accepts NaN and Infinity
-_WS_TEXT = re.compile(r"[ \t\r\n]*")
+_WS = re.compile(r"[ \t\r\n]*")
+_WS_CHARS: Final = " \t\r\n"
+#: A whole string, or a bracket, or a quote opening a string that the text ends in.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}"]', re.DOTALL)
+#: The characters of a number, ``true``, ``NaN``...: up to the next delimiter.
+_SCALAR = re.compile(r'[^ \t\r\n,:\[\]{}"]*')
+_VALUE_START: Final = frozenset('"[{-0123456789tfnNI')  # json.loads accepts NaN and Infinity
+#: How close to the end of the text a decoding error may be caused by the text ending there.
+_LOOKAHEAD = 16
 _DECODER: Final = json.JSONDecoder()
-#: Bytes of the buffer decoded at a time for the fast path of :func:`_events_array`.
-_WINDOW_BYTES = 256 * 1024
+#: Decodes the wrapper's other values, which are thrown away: objects are not even built.
+_SKIPPER: Final = json.JSONDecoder(object_pairs_hook=lambda pairs: None)
+_IN_ARRAY: Final = "the events array"
+_IN_OBJECT: Final = "the top-level object"
 
 _Splitter = Generator[object, None, None]
 
 
-class _ByteBuffer:
-    """Bytes received and not yet consumed; ``mark`` (or -1) pins the element being collected."""
+class _TextBuffer:
+    """Body text received and not yet consumed, and how much of it the splitter waits for."""
 
-    __slots__ = ("consumed", "data", "eof", "mark", "pos")
+    __slots__ = (
+        "_pending",
+        "_pending_size",
+        "_tail",
+        "decoded",
+        "dropped",
+        "eof",
+        "invalid",
+        "pos",
+        "soon",
+        "text",
+        "want",
+    )
 
     def __init__(self) -> None:
-        self.data = bytearray()
+        self.text = ""
         self.pos = 0
-        self.mark = -1
+        self.dropped = 0  # bytes of the body before text[0]
+        self.decoded = 0  # bytes of the body decoded so far
         self.eof = False
-        self.consumed = 0  # bytes dropped from the front: absolute offset of data[0]
+        self.invalid: str | None = None  # why the bytes after the text are not UTF-8
+        self.want = 1  # run the splitter once the unconsumed text has this many characters,
+        self.soon = 1  # or this many when the last chunk ends with a closing bracket, quote, comma
+        self._tail = b""  # a UTF-8 sequence cut by the end of the last chunk
+        self._pending: list[str] = []
+        self._pending_size = 0
 
-    def append(self, chunk: bytes) -> None:
-        keep_from = self.mark if self.mark >= 0 else self.pos
-        if keep_from:
-            del self.data[:keep_from]
-            self.consumed += keep_from
-            self.pos -= keep_from
-            if self.mark >= 0:
-                self.mark = 0
-        self.data += chunk
+    def add(self, chunk: bytes) -> bool:
+        """Decode ``chunk``; whether the splitter now has the text it waits for."""
+        if self.invalid is not None:
+            return True
+        data = self._tail + chunk if self._tail else chunk
+        self._tail = b""
+        try:
+            piece = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            piece = data[: exc.start].decode("utf-8")
+            if exc.end == len(data) and exc.reason == "unexpected end of data":
+                self._tail = data[exc.start :]
+            else:
+                self.invalid = f"not UTF-8: {exc.reason} at byte {self.decoded + exc.start}"
+        if not self.decoded and piece[:1] == "\ufeff":
+            piece = piece[1:]
+            self.dropped = 3
+        self.decoded += len(data) - len(self._tail)
+        if piece:
+            self._pending.append(piece)
+            self._pending_size += len(piece)
+        size = len(self.text) - self.pos + self._pending_size
+        if size >= self.want or self.invalid is not None:
+            return True
+        return size >= self.soon and chunk.rstrip()[-1:] in (b"]", b"}", b'"', b",")
 
-    def offset(self, index: int | None = None) -> int:
-        return self.consumed + (self.pos if index is None else index)
+    def end(self) -> None:
+        """The body is complete."""
+        self.eof = True
+        if self._tail and self.invalid is None:
+            self.invalid = f"not UTF-8: unexpected end of data at byte {self.decoded}"
 
-    def found(self) -> str:
-        if self.pos >= len(self.data):
+    def take(self) -> None:
+        """Append the text decoded since the last call, dropping the text consumed."""
+        text, pos = self.text, self.pos
+        if pos:
+            self.dropped += pos if text.isascii() else len(text[:pos].encode())
+        if pos or self._pending:
+            self.text = "".join([text[pos:], *self._pending])
+            self.pos = 0
+            self._pending.clear()
+            self._pending_size = 0
+
+    def offset(self, index: int) -> int:
+        """The byte offset in the body of ``text[index]``."""
+        text = self.text
+        return self.dropped + (index if text.isascii() else len(text[:index].encode()))
+
+    def found(self, index: int) -> str:
+        if index >= len(self.text):
             return "the end of the body"
-        return _excerpt(self.data[self.pos : self.pos + 20])
+        return _excerpt(self.text[index : index + 20])
 
 
-def _skip_ws(data: bytearray, index: int) -> int:
-    match = _WS.match(data, index)
+def _skip_ws(text: str, index: int) -> int:
+    match = _WS.match(text, index)
     return match.end() if match is not None else index
 
 
-def _skip_text_ws(text: str, index: int) -> int:
-    match = _WS_TEXT.match(text, index)
-    return match.end() if match is not None else index
-
-
-def _wait(buf: _ByteBuffer, inside: str) -> _Splitter:
-    """Wait for the next chunk; at the end of the body the document is truncated."""
+def _wait(buf: _TextBuffer, inside: str) -> _Splitter:
+    """Wait for more text; at the end of the body the document is truncated."""
+    if buf.invalid is not None:
+        raise ScoutStreamError(f"JSON body is {buf.invalid}")
     if buf.eof:
         raise ScoutStreamError(f"JSON body is truncated: it ends inside {inside}")
-    if buf.mark >= 0 and buf.pos - buf.mark > _MAX_ELEMENT_BYTES:
-        raise _too_large(f"the JSON element at byte {buf.offset(buf.mark)}")
+    buf.want = buf.soon = len(buf.text) - buf.pos + 1
     yield _NEED
 
 
-def _peek(buf: _ByteBuffer, inside: str) -> Generator[object, None, int]:
-    """Skip whitespace and return the next byte (not consumed)."""
-    data = buf.data
+def _peek(buf: _TextBuffer, inside: str) -> Generator[object, None, str]:
+    """Skip whitespace and return the next character (not consumed)."""
     while True:
-        buf.pos = _skip_ws(data, buf.pos)
-        if buf.pos < len(data):
-            return data[buf.pos]
+        buf.pos = _skip_ws(buf.text, buf.pos)
+        if buf.pos < len(buf.text):
+            return buf.text[buf.pos]
         yield from _wait(buf, inside)
 
 
-def _scan_string(buf: _ByteBuffer) -> _Splitter:
-    """Advance ``buf.pos`` from just after an opening quote to just after the closing one."""
-    data = buf.data
-    pos = buf.pos
-    while True:
-        match = _STRING_SPECIAL.search(data, pos)
-        if match is None:
-            buf.pos = len(data)
-        else:
-            index = match.start()
-            if data[index] == _QUOTE:
-                buf.pos = index + 1
-                return
-            if index + 1 < len(data):  # a backslash and the character it escapes
-                pos = index + 2
-                continue
-            buf.pos = index  # a backslash at the end of the buffer: rescan it with more bytes
-        yield from _wait(buf, "a string")
-        pos = buf.pos
+def _value(
+    buf: _TextBuffer, what: str, decoder: json.JSONDecoder = _DECODER
+) -> Generator[object, None, Any]:
+    """Decode the value at ``buf.pos`` (a character is there), waiting for text as needed.
 
-
-def _scan_container(buf: _ByteBuffer) -> _Splitter:
-    """Advance ``buf.pos`` from an opening bracket to just after its matching closing bracket.
-
-    Only brackets and strings are checked here; the element's full syntax is checked by
-    ``json.loads`` once it is complete.
+    ``what`` names the value in error messages (such as ``"event 3"``).
     """
-    data = buf.data
-    stack = bytearray((data[buf.pos],))
-    pos = buf.pos + 1
     while True:
-        match = _TO_BRACKET.match(data, pos)
-        if match is not None:
-            pos = match.end()
-            index = pos - 1
-        else:  # no bracket before the end of the buffer: move on string by string
-            match = _TOKEN.search(data, pos)
-            if match is None:
-                buf.pos = len(data)
-                yield from _wait(buf, "an array or object")
-                pos = buf.pos
-                continue
-            index = match.start()
-            pos = match.end()
-            if pos - index > 1:
-                continue  # a whole string
-        char = data[index]
-        if char == _QUOTE:
-            # A string that does not end in the buffer: step through it, waiting for chunks.
-            while True:
-                match = _STRING_SPECIAL.search(data, pos)
-                if match is not None:
-                    index = match.start()
-                    if data[index] == _QUOTE:
-                        pos = index + 1
-                        break
-                    if index + 1 < len(data):
-                        pos = index + 2
-                        continue
-                    buf.pos = index
-                else:
-                    buf.pos = len(data)
-                yield from _wait(buf, "a string")
-                pos = buf.pos
-        elif char in (_OPEN_ARRAY, _OPEN_OBJECT):
-            stack.append(char)
-            if len(stack) > MAX_JSON_DEPTH:
-                raise ScoutStreamError(
-                    f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep "
-                    f"at byte {buf.offset(index)}"
-                )
+        text, start = buf.text, buf.pos
+        ended = buf.eof or buf.invalid is not None
+        size = len(text) - start
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError) as exc:
+            if ended or not _maybe_cut(exc, text):
+                raise _value_error(buf, what, start, exc) from exc
+            wait_for = min(2 * size, _MAX_ELEMENT_BYTES + 1)  # grow the text before decoding again
         else:
-            opener = stack.pop()
-            if (char == _CLOSE_ARRAY) != (opener == _OPEN_ARRAY):
-                raise ScoutStreamError(
-                    f"JSON body has a mismatched {chr(char)!r} at byte {buf.offset(index)}"
-                )
-            if not stack:
-                buf.pos = pos
-                return
+            if text[start] in '"[{' or _whole_scalar(buf, what, start, end, ended):
+                if (
+                    end - start > _MAX_ELEMENT_BYTES // 4
+                    and _byte_length(text, start, end) > _MAX_ELEMENT_BYTES
+                ):
+                    raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
+                if end - start > 2 * MAX_JSON_DEPTH and is_too_deep(text, start, end):
+                    raise _value_error(buf, what, start, JSONNestingError())
+                buf.pos = end
+                return value
+            wait_for = size + 1
+        if size > _MAX_ELEMENT_BYTES:
+            raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
+        if is_too_deep(text, start):
+            raise _value_error(buf, what, start, JSONNestingError())
+        buf.want = wait_for
+        buf.soon = min(wait_for, size + size // 4 + 1)
+        yield _NEED
 
 
-def _scan_value(buf: _ByteBuffer) -> _Splitter:
-    """Advance ``buf.pos`` past the JSON value starting there (after whitespace was skipped)."""
-    data = buf.data
-    first = data[buf.pos]
-    if first == _QUOTE:
-        buf.pos += 1
-        yield from _scan_string(buf)
-    elif first in (_OPEN_ARRAY, _OPEN_OBJECT):
-        yield from _scan_container(buf)
-    elif first in _SCALAR_START:
-        while True:
-            match = _SCALAR_END.search(data, buf.pos)
-            if match is not None:
-                buf.pos = match.start()
-                return
-            buf.pos = len(data)
-            if buf.eof:
-                return  # the caller reports the missing ']' or '}'
-            yield from _wait(buf, "a value")
-    else:
-        raise ScoutStreamError(
-            f"JSON body has no value where one is expected at byte {buf.offset()}: {buf.found()}"
+def _whole_scalar(buf: _TextBuffer, what: str, start: int, end: int, ended: bool) -> bool:
+    """Whether the number, ``true``, ``null``... decoded from ``text[start:end]`` is all there is.
+
+    False when the text ends right after it (``1`` may go on as ``12``, ``1.5``); an error when
+    more of it follows (``01``, ``truex``).
+    """
+    text = buf.text
+    match = _SCALAR.match(text, start)
+    token_end = match.end() if match is not None else start
+    if token_end == len(text) and not ended:
+        return False
+    if token_end != end:
+        raise _value_error(buf, what, start, json.JSONDecodeError("Extra data", text, end))
+    return True
+
+
+def _byte_length(text: str, start: int, end: int) -> int:
+    return end - start if text.isascii() else len(text[start:end].encode())
+
+
+def _refused(text: str, start: int, end: int) -> bool:
+    """Whether the value ``text[start:end]`` is larger than the limit or nested too deeply."""
+    if (
+        end - start > _MAX_ELEMENT_BYTES // 4
+        and _byte_length(text, start, end) > _MAX_ELEMENT_BYTES
+    ):
+        return True
+    return end - start > 2 * MAX_JSON_DEPTH and is_too_deep(text, start, end)
+
+
+def _maybe_cut(error: Exception, text: str) -> bool:
+    """Whether ``raw_decode`` may have failed only because ``text`` ends too soon."""
+    if not isinstance(error, json.JSONDecodeError):
+        return False
+    return error.msg.startswith("Unterminated string") or error.pos >= len(text) - _LOOKAHEAD
+
+
+def _value_error(buf: _TextBuffer, what: str, start: int, error: Exception) -> ScoutStreamError:
+    """The error for the value at ``text[start]`` that failed to decode with ``error``."""
+    text = buf.text
+    if text[start] not in _VALUE_START:
+        return ScoutStreamError(
+            f"JSON body has no value where one is expected at byte {buf.offset(start)}: "
+            f"{buf.found(start)}"
         )
+    problem, index = _shape(text, start)
+    if problem == "deep":
+        return ScoutStreamError(
+            f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep "
+            f"at byte {buf.offset(index)}"
+        )
+    if problem == "mismatched":
+        return ScoutStreamError(
+            f"JSON body has a mismatched {text[index]!r} at byte {buf.offset(index)}"
+        )
+    reason = _reason(error)
+    if problem in ("string", "open"):
+        if buf.invalid is not None:
+            reason = buf.invalid
+        elif buf.eof:
+            inside = "a string" if problem == "string" else "an array or object"
+            return ScoutStreamError(f"JSON body is truncated: it ends inside {inside}")
+    excerpt = _excerpt(text[start : min(index, start + _EXCERPT_CHARS + 1)])
+    return ScoutStreamError(
+        f"JSON {what} at byte {buf.offset(start)} does not parse ({reason}): {excerpt}"
+    )
 
 
-def _load_marked(buf: _ByteBuffer, what: str | int) -> Any:
-    """``json.loads`` the bytes between ``buf.mark`` and ``buf.pos``, then drop the mark.
+def _shape(text: str, start: int) -> tuple[str, int]:
+    """What is wrong with the brackets and strings of the value at ``text[start]``.
 
-    ``what`` names the value in error messages (an int means "event <what>").
+    ``("deep", index)`` or ``("mismatched", index)`` for the first bracket nested too deeply or not
+    matching its opening one; ``("string", len(text))`` or ``("open", len(text))`` when the text
+    ends inside a string or an array or object; otherwise ``("", index)``, ``index`` being just
+    after the value.
     """
-    if isinstance(what, int):
-        what = f"event {what}"
-    start = buf.mark
-    buf.mark = -1
-    if buf.pos - start > _MAX_ELEMENT_BYTES:
-        raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
-    raw = buf.data[start : buf.pos]
-    try:
-        return load_json(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise ScoutStreamError(
-            f"JSON {what} at byte {buf.offset(start)} does not parse ({_reason(exc)}): "
-            f"{_excerpt(raw)}"
-        ) from exc
+    if text[start] not in '"[{':
+        match = _SCALAR.match(text, start)
+        return "", match.end() if match is not None else start
+    opened: list[str] = []
+    for match in _TOKEN.finditer(text, start):
+        part = match.group()
+        if part == '"':
+            return "string", len(text)
+        if part in ("[", "{"):
+            opened.append(part)
+            if len(opened) > MAX_JSON_DEPTH:
+                return "deep", match.start()
+        elif part in ("]", "}") and opened.pop() != ("[" if part == "]" else "{"):
+            return "mismatched", match.start()
+        if not opened:
+            return "", match.end()
+    return "open", len(text)
 
 
-def _events_array(buf: _ByteBuffer) -> _Splitter:
+def _events_array(buf: _TextBuffer) -> _Splitter:
     """Yield each element of the events array; ``buf.pos`` is just after its ``[``.
 
-    Two paths: the elements that are whole in the buffer and followed by ``,`` or ``]`` are parsed
-    straight from a decoded window of it by ``raw_decode`` (fast, and the common case); an element
-    that is cut by the end of the buffer or the window, or that is malformed, is delimited byte by
-    byte (waiting for more chunks) and then parsed, or reported, on its own.
+    The elements that the text holds whole, each followed by ``,`` or ``]``, are decoded in a tight
+    loop; any other one (cut by the end of the text, large, malformed) goes through
+    :func:`_value`.
     """
-    data = buf.data
-    char = yield from _peek(buf, "the events array")
-    if char == _CLOSE_ARRAY:
+    char = yield from _peek(buf, _IN_ARRAY)
+    if char == "]":
         buf.pos += 1
         return
+    decode = _DECODER.raw_decode
     index = 0
     while True:
-        # Fast path.
-        start = buf.pos
-        text = _decode_window(data, start)
-        cursor = resume = 0
-        separator = ""
-        while cursor < len(text):
+        text, pos = buf.text, buf.pos
+        size = len(text)
+        small = min(2 * MAX_JSON_DEPTH, _MAX_ELEMENT_BYTES // 4)  # too small to be refused
+        while True:
             try:
-                value, end = _DECODER.raw_decode(text, cursor)
+                value, end = decode(text, pos)
             except (ValueError, RecursionError):
                 break
-            separator_at = _skip_text_ws(text, end)
-            if separator_at >= len(text) or end - cursor > _MAX_ELEMENT_BYTES:
+            if end >= size or (end - pos > small and _refused(text, pos, end)):
                 break
-            if is_too_deep(text, cursor, end):
-                break  # the slow path refuses it, with its byte offset
-            separator = text[separator_at]
-            if separator not in ",]":
-                break
-            yield value
-            index += 1
-            resume = cursor = _skip_text_ws(text, separator_at + 1)
-            if separator == "]":
-                break
-        if resume:
-            buf.pos = start + (resume if text.isascii() else len(text[:resume].encode()))
-            if separator == "]":
+            char = text[end]
+            if char in _WS_CHARS:
+                end = _skip_ws(text, end)
+                if end >= size:
+                    break
+                char = text[end]
+            if char == ",":
+                pos = end + 1
+                if pos < size and text[pos] in _WS_CHARS:
+                    pos = _skip_ws(text, pos)
+                yield value
+                index += 1
+                if pos >= size:
+                    break
+            elif char == "]":
+                buf.pos = end + 1
+                yield value
                 return
-        # Slow path, for one element.
-        yield from _peek(buf, "the events array")
-        buf.mark = buf.pos
-        yield from _scan_value(buf)
-        yield _load_marked(buf, index)
-        char = yield from _peek(buf, "the events array")
+            else:
+                break
+        buf.pos = pos
+        yield from _peek(buf, _IN_ARRAY)
+        value = yield from _value(buf, f"event {index}")
+        yield value
+        char = yield from _peek(buf, _IN_ARRAY)
         buf.pos += 1
-        if char == _CLOSE_ARRAY:
+        if char == "]":
             return
-        if char != _COMMA:
+        if char != ",":
             buf.pos -= 1
             raise ScoutStreamError(
                 f"JSON events array has no ',' or ']' after event {index} "
-                f"at byte {buf.offset()}: {buf.found()}"
+                f"at byte {buf.offset(buf.pos)}: {buf.found(buf.pos)}"
             )
-        yield from _peek(buf, "the events array")
         index += 1
+        yield from _peek(buf, _IN_ARRAY)
 
 
-def _decode_window(data: bytearray, start: int) -> str:
-    """Decode up to ``_WINDOW_BYTES`` of ``data`` from ``start``, stopping before bad UTF-8."""
-    window = data[start : start + _WINDOW_BYTES]
-    try:
-        return window.decode("utf-8")
-    except UnicodeDecodeError as exc:  # a cut or invalid character: the slow path decides
-        return window[: exc.start].decode("utf-8")
-
-
-def _skip_value(buf: _ByteBuffer) -> _Splitter:
-    """Skip a value of the wrapper object without keeping it (scalars are still validated)."""
-    char = buf.data[buf.pos]
-    if char in (_QUOTE, _OPEN_ARRAY, _OPEN_OBJECT):
-        yield from _scan_value(buf)
-    else:
-        buf.mark = buf.pos
-        yield from _scan_value(buf)
-        _load_marked(buf, "value")
-
-
-def _wrapped_events(buf: _ByteBuffer) -> _Splitter:
+def _wrapped_events(buf: _TextBuffer) -> _Splitter:
     """Yield the events of a wrapper object; ``buf.pos`` is just after its ``{``."""
     keys: list[str] = []
     found = False
-    char = yield from _peek(buf, "the top-level object")
-    if char == _CLOSE_OBJECT:
+    char = yield from _peek(buf, _IN_OBJECT)
+    if char == "}":
         buf.pos += 1
     else:
         while True:
-            if char != _QUOTE:
+            if char != '"':
                 raise ScoutStreamError(
-                    f"JSON object has no key where one is expected at byte {buf.offset()}: "
-                    f"{buf.found()}"
+                    f"JSON object has no key where one is expected at byte "
+                    f"{buf.offset(buf.pos)}: {buf.found(buf.pos)}"
                 )
-            buf.mark = buf.pos
-            buf.pos += 1
-            yield from _scan_string(buf)
-            key = _load_marked(buf, "key")
+            key = yield from _value(buf, "key")
             if len(keys) < _MAX_KEYS_REPORTED:
                 keys.append(key)
-            char = yield from _peek(buf, "the top-level object")
-            if char != _COLON:
+            char = yield from _peek(buf, _IN_OBJECT)
+            if char != ":":
                 raise ScoutStreamError(
-                    f"JSON object has no ':' after the key {key!r} at byte {buf.offset()}: "
-                    f"{buf.found()}"
+                    f"JSON object has no ':' after the key {key!r} at byte "
+                    f"{buf.offset(buf.pos)}: {buf.found(buf.pos)}"
                 )
             buf.pos += 1
             char = yield from _peek(buf, f"the value of {key!r}")
-            if not found and char == _OPEN_ARRAY and key in _WRAPPER_KEYS:
+            if not found and char == "[" and key in _WRAPPER_KEYS:
                 found = True
                 buf.pos += 1
                 yield from _events_array(buf)
             else:
-                yield from _skip_value(buf)
-            char = yield from _peek(buf, "the top-level object")
+                yield from _value(buf, "value", _SKIPPER)
+            char = yield from _peek(buf, _IN_OBJECT)
             buf.pos += 1
-            if char == _CLOSE_OBJECT:
+            if char == "}":
                 break
-            if char != _COMMA:
+            if char != ",":
                 buf.pos -= 1
                 raise ScoutStreamError(
                     f"JSON object has no ',' or '}}' after the value of {key!r} "
-                    f"at byte {buf.offset()}: {buf.found()}"
+                    f"at byte {buf.offset(buf.pos)}: {buf.found(buf.pos)}"
                 )
-            char = yield from _peek(buf, "the top-level object")
+            char = yield from _peek(buf, _IN_OBJECT)
     if not found:
         shown = ", ".join(repr(key) for key in keys) if keys else "none"
         raise ScoutStreamError(
@@ -813,40 +846,36 @@ def _wrapped_events(buf: _ByteBuffer) -> _Splitter:
         )
 
 
-def _json_events(buf: _ByteBuffer) -> _Splitter:
+def _json_events(buf: _TextBuffer) -> _Splitter:
     """Yield the events of a whole JSON body: an array, or a wrapper object."""
-    bom = codecs.BOM_UTF8
-    while len(buf.data) < len(bom) and not buf.eof:
-        yield _NEED
-    if buf.data.startswith(bom):
-        buf.pos = len(bom)
     while True:
-        buf.pos = _skip_ws(buf.data, buf.pos)
-        if buf.pos < len(buf.data):
+        buf.pos = _skip_ws(buf.text, buf.pos)
+        if buf.pos < len(buf.text):
             break
-        if buf.eof:
+        if buf.eof and buf.invalid is None:
             raise ScoutStreamError("JSON body is empty; expected an array or an object of events")
-        yield _NEED
-    char = buf.data[buf.pos]
-    if char == _OPEN_ARRAY:
-        buf.pos += 1
+        yield from _wait(buf, "")
+    char = buf.text[buf.pos]
+    buf.pos += 1
+    if char == "[":
         yield from _events_array(buf)
-    elif char == _OPEN_OBJECT:
-        buf.pos += 1
+    elif char == "{":
         yield from _wrapped_events(buf)
     else:
         raise ScoutStreamError(
-            f"JSON body is neither an array nor an object of events: it starts with {buf.found()}"
+            "JSON body is neither an array nor an object of events: "
+            f"it starts with {buf.found(buf.pos - 1)}"
         )
     while True:
-        buf.pos = _skip_ws(buf.data, buf.pos)
-        if buf.pos < len(buf.data):
+        buf.pos = _skip_ws(buf.text, buf.pos)
+        if buf.pos < len(buf.text):
             raise ScoutStreamError(
-                f"JSON body has data after its end at byte {buf.offset()}: {buf.found()}"
+                f"JSON body has data after its end at byte {buf.offset(buf.pos)}: "
+                f"{buf.found(buf.pos)}"
             )
-        if buf.eof:
+        if buf.eof and buf.invalid is None:
             return
-        yield _NEED
+        yield from _wait(buf, "")
 
 
 class _JSONParser(_ValueParser):
@@ -855,18 +884,18 @@ class _JSONParser(_ValueParser):
     __slots__ = ("_buf", "_splitter")
 
     def __init__(self) -> None:
-        self._buf = _ByteBuffer()
+        self._buf = _TextBuffer()
         self._splitter = _json_events(self._buf)
 
     def feed(self, chunk: bytes) -> Iterator[_Parsed]:
-        self._buf.append(chunk)
-        return self._run()
+        return self._run() if self._buf.add(chunk) else iter(())
 
     def finish(self) -> Iterator[_Parsed]:
-        self._buf.eof = True
+        self._buf.end()
         return self._run()
 
     def _run(self) -> Iterator[_Parsed]:
+        self._buf.take()
         for item in self._splitter:
             if item is _NEED:
                 return
