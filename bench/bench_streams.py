@@ -14,8 +14,9 @@ cases for the ``django_scout`` package found in ``DIR`` (for instance an older v
 name, so that both run in the same rounds on the same bodies. The cases run in ``R``
 alternating rounds (the order rotates from round to round, so that load changes fall on every
 case alike) without ``tracemalloc``; the table gives events per second as the median and the
-lowest-highest of the rounds, and the peak memory traced by ``tracemalloc`` in one more parse per
-case. The machine's load is printed at the start and the end. Nothing is asserted.
+lowest-highest of the rounds, the peak memory traced by ``tracemalloc`` in one more parse per
+case and, with ``--code``, the median over the rounds of each round's ratio of this tree's rate to
+the ``--code`` one's. The machine's load is printed at the start and the end. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -200,8 +201,9 @@ def main() -> None:
             rates[index].append(events / seconds)
     print(
         f"{'parser':<27} {'format':<8} {'body MB':>8} {'events/s median (min-max)':>30} "
-        f"{'MB/s':>6} {'peak MB':>8}"
+        f"{'MB/s':>6} {'peak MB':>8} {'x --code':>8}"
     )
+    positions = {(name, fmt): index for index, (name, fmt, _) in enumerate(todo)}
     for (name, fmt, parse), rate, size in zip(todo, rates, sizes, strict=True):
         tracemalloc.start()
         run(fmt, args.events, args.chunk_size, parse)
@@ -210,9 +212,16 @@ def main() -> None:
         median = statistics.median(rate)
         spread = f"{median:,.0f} ({min(rate):,.0f}-{max(rate):,.0f})"
         megabytes = size / 1e6
+        # this tree's rate over the --code twin's, round by round (load changes cancel out)
+        twin = positions.get((f"{name} --code", fmt))
+        ratio = (
+            f"{statistics.median(a / b for a, b in zip(rate, rates[twin], strict=True)):.2f}"
+            if twin is not None
+            else ""
+        )
         print(
             f"{name:<27} {fmt:<8} {megabytes:>8.1f} {spread:>30} "
-            f"{megabytes * median / args.events:>6.1f} {peak / 1e6:>8.2f}"
+            f"{megabytes * median / args.events:>6.1f} {peak / 1e6:>8.2f} {ratio:>8}"
         )
     print(load_line("end"))
 

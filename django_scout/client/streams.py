@@ -460,114 +460,88 @@ class _NDJSONParser(_ValueParser):
             ) from exc
 
 
-# JSON: a top-level array of events, or an object wrapping one. The body is decoded to text as it
-# arrives and cut into values by the standard library's C-accelerated ``JSONDecoder.raw_decode``;
-# the code below only steps over the syntax around them (whitespace, brackets, commas, colons and
-# the wrapper's keys). A value that does not decode because the text received so far ends inside
-# it is decoded again once that text has grown: to twice its length, or by a quarter when the new
-# chunk ends with a closing bracket, a quote or a comma, or at the end of the body. So the
-# attempts on a large value cost at most about five decodings of it, not one per chunk, and the
-# text kept is at most about twice the value being decoded (never much more than the size limit)
-# plus one chunk.
-#
-# The splitter is a generator working on a shared buffer: it yields each parsed element, or
-# ``_NEED`` when it has to wait for more text. Positions are only kept in the buffer (``pos``)
-# across a wait, because taking more text drops what was consumed.
+# JSON: an array of events, or an object wrapping one. The body is decoded to text as it arrives
+# and cut into values by the standard library's C scanner, ``JSONDecoder.raw_decode``; the code
+# below only steps over the syntax between them. A value that the text received so far ends inside
+# is decoded again once that text has doubled, or grown by a quarter with a chunk ending in ``]``,
+# ``}``, ``"`` or ``,``, or at the end of the body: so a large value costs a few decodings, not one
+# per chunk, and the text kept is at most about twice the value (and the size limit) plus a chunk.
+# The splitter is a generator over the parser's text that yields each element, or ``_NEED`` to
+# wait for more text; only ``buf.pos`` is kept across a wait (taking text drops what was read).
 
 _NEED: Final = object()
 _WS = re.compile(r"[ \t\r\n]*")
-_WS_CHARS: Final = " \t\r\n"
-#: A whole string, or a bracket, or a quote opening a string that the text ends in.
+_WS_CHARS: Final = (" ", "\t", "\r", "\n")
+#: A whole string, a bracket, or the quote of a string that the text ends in.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}"]', re.DOTALL)
-#: The characters of a number, ``true``, ``NaN``...: up to the next delimiter.
+#: A number, ``true``, ``NaN``...: everything up to the next delimiter.
 _SCALAR = re.compile(r'[^ \t\r\n,:\[\]{}"]*')
 _VALUE_START: Final = frozenset('"[{-0123456789tfnNI')  # json.loads accepts NaN and Infinity
-#: How close to the end of the text a decoding error may be caused by the text ending there.
+#: How near the end of the text a decoding error may come from the text ending there.
 _LOOKAHEAD = 16
 _DECODER: Final = json.JSONDecoder()
-#: Decodes the wrapper's other values, which are thrown away: objects are not even built.
-_SKIPPER: Final = json.JSONDecoder(object_pairs_hook=lambda pairs: None)
-_IN_ARRAY: Final = "the events array"
-_IN_OBJECT: Final = "the top-level object"
-
+_SKIPPER: Final = json.JSONDecoder(object_pairs_hook=lambda pairs: None)  # builds no objects
 _Splitter = Generator[object, None, None]
 
 
-class _TextBuffer:
-    """Body text received and not yet consumed, and how much of it the splitter waits for."""
+class _JSONParser(_ValueParser):
+    """A JSON array of events (or an object wrapping one), split element by element.
 
-    __slots__ = (
-        "_pending",
-        "_pending_size",
-        "_tail",
-        "decoded",
-        "dropped",
-        "eof",
-        "invalid",
-        "pos",
-        "soon",
-        "text",
-        "want",
-    )
+    It holds the body's text not consumed yet: ``text[pos:]``, then the pieces decoded since the
+    splitter last ran. The splitter runs again once ``want`` characters are not consumed, or
+    ``soon`` with a chunk ending in a closing bracket, a quote or a comma.
+    """
 
     def __init__(self) -> None:
-        self.text = ""
-        self.pos = 0
-        self.dropped = 0  # bytes of the body before text[0]
-        self.decoded = 0  # bytes of the body decoded so far
-        self.eof = False
-        self.invalid: str | None = None  # why the bytes after the text are not UTF-8
-        self.want = 1  # run the splitter once the unconsumed text has this many characters,
-        self.soon = 1  # or this many when the last chunk ends with a closing bracket, quote, comma
+        self.text, self.pos, self.eof = "", 0, False
+        self.dropped = self.received = 0  # bytes of the body before text[0]; decoded so far
+        self.invalid: str | None = None  # why the body's next bytes are not UTF-8
+        self.want = self.soon = 1
         self._tail = b""  # a UTF-8 sequence cut by the end of the last chunk
         self._pending: list[str] = []
         self._pending_size = 0
+        self._splitter = _json_events(self)
 
-    def add(self, chunk: bytes) -> bool:
-        """Decode ``chunk``; whether the splitter now has the text it waits for."""
+    def feed(self, chunk: bytes) -> Iterator[_Parsed]:
         if self.invalid is not None:
-            return True
-        data = self._tail + chunk if self._tail else chunk
-        self._tail = b""
+            return self._run()
+        data = self._tail + chunk
         try:
-            piece = data.decode("utf-8")
+            piece, self._tail = data.decode(), b""
         except UnicodeDecodeError as exc:
-            piece = data[: exc.start].decode("utf-8")
-            if exc.end == len(data) and exc.reason == "unexpected end of data":
-                self._tail = data[exc.start :]
-            else:
-                self.invalid = f"not UTF-8: {exc.reason} at byte {self.decoded + exc.start}"
-        if not self.decoded and piece[:1] == "\ufeff":
-            piece = piece[1:]
-            self.dropped = 3
-        self.decoded += len(data) - len(self._tail)
-        if piece:
-            self._pending.append(piece)
-            self._pending_size += len(piece)
+            piece, self._tail = data[: exc.start].decode(), data[exc.start :]
+            if exc.end < len(data) or exc.reason != "unexpected end of data":
+                self.invalid = f"not UTF-8: {exc.reason} at byte {self.received + exc.start}"
+        if not self.received and piece[:1] == "\ufeff":
+            piece, self.dropped = piece[1:], 3
+        self.received += len(data) - len(self._tail)
+        self._pending.append(piece)
+        self._pending_size += len(piece)
         size = len(self.text) - self.pos + self._pending_size
         if size >= self.want or self.invalid is not None:
-            return True
-        return size >= self.soon and chunk.rstrip()[-1:] in (b"]", b"}", b'"', b",")
+            return self._run()
+        if size >= self.soon and chunk.rstrip()[-1:] in (b"]", b"}", b'"', b","):
+            return self._run()
+        return iter(())
 
-    def end(self) -> None:
-        """The body is complete."""
+    def finish(self) -> Iterator[_Parsed]:
         self.eof = True
-        if self._tail and self.invalid is None:
-            self.invalid = f"not UTF-8: unexpected end of data at byte {self.decoded}"
+        if self._tail and self.invalid is None:  # the body ends inside a character
+            self._pending.append(self._tail.decode(errors="replace"))
+        return self._run()
 
-    def take(self) -> None:
-        """Append the text decoded since the last call, dropping the text consumed."""
-        text, pos = self.text, self.pos
-        if pos:
-            self.dropped += pos if text.isascii() else len(text[:pos].encode())
-        if pos or self._pending:
-            self.text = "".join([text[pos:], *self._pending])
-            self.pos = 0
-            self._pending.clear()
-            self._pending_size = 0
+    def _run(self) -> Iterator[_Parsed]:
+        self.dropped = self.offset(self.pos)
+        self.text = "".join([self.text[self.pos :], *self._pending])
+        self.pos = self._pending_size = 0
+        self._pending.clear()
+        for item in self._splitter:
+            if item is _NEED:
+                return
+            yield item, None
 
     def offset(self, index: int) -> int:
-        """The byte offset in the body of ``text[index]``."""
+        """Where ``text[index]`` is in the body, in bytes."""
         text = self.text
         return self.dropped + (index if text.isascii() else len(text[:index].encode()))
 
@@ -582,32 +556,50 @@ def _skip_ws(text: str, index: int) -> int:
     return match.end() if match is not None else index
 
 
-def _wait(buf: _TextBuffer, inside: str) -> _Splitter:
-    """Wait for more text; at the end of the body the document is truncated."""
-    if buf.invalid is not None:
-        raise ScoutStreamError(f"JSON body is {buf.invalid}")
-    if buf.eof:
-        raise ScoutStreamError(f"JSON body is truncated: it ends inside {inside}")
-    buf.want = buf.soon = len(buf.text) - buf.pos + 1
-    yield _NEED
+def _scalar_end(text: str, index: int) -> int:
+    match = _SCALAR.match(text, index)
+    return match.end() if match is not None else index
 
 
-def _peek(buf: _TextBuffer, inside: str) -> Generator[object, None, str]:
-    """Skip whitespace and return the next character (not consumed)."""
+def _at_end(buf: _JSONParser) -> Generator[object, None, bool]:
+    """Skip whitespace, waiting for text as needed; whether the body ends there."""
     while True:
         buf.pos = _skip_ws(buf.text, buf.pos)
         if buf.pos < len(buf.text):
-            return buf.text[buf.pos]
-        yield from _wait(buf, inside)
+            return False
+        if buf.invalid is not None:
+            raise ScoutStreamError(f"JSON body is {buf.invalid}")
+        if buf.eof:
+            return True
+        buf.want = buf.soon = 1
+        yield _NEED
+
+
+def _peek(buf: _JSONParser, inside: str) -> Generator[object, None, str]:
+    """Skip whitespace and return the next character (not consumed)."""
+    if (yield from _at_end(buf)):
+        raise ScoutStreamError(f"JSON body is truncated: it ends inside {inside}")
+    return buf.text[buf.pos]
+
+
+def _take(buf: _JSONParser, inside: str, allowed: str, fault: str) -> Generator[object, None, str]:
+    """Skip whitespace and consume the next character, one of ``allowed``; else raise ``fault``."""
+    char = yield from _peek(buf, inside)
+    if char not in allowed:
+        raise _fault(buf, fault, buf.pos)
+    buf.pos += 1
+    return char
+
+
+def _fault(buf: _JSONParser, fault: str, at: int) -> ScoutStreamError:
+    """``JSON <fault> at byte <n>: <what is there>``, about ``text[at]``."""
+    return ScoutStreamError(f"JSON {fault} at byte {buf.offset(at)}: {buf.found(at)}")
 
 
 def _value(
-    buf: _TextBuffer, what: str, decoder: json.JSONDecoder = _DECODER
+    buf: _JSONParser, what: str, decoder: json.JSONDecoder = _DECODER
 ) -> Generator[object, None, Any]:
-    """Decode the value at ``buf.pos`` (a character is there), waiting for text as needed.
-
-    ``what`` names the value in error messages (such as ``"event 3"``).
-    """
+    """Decode the value at ``buf.pos``, waiting for the text it needs; ``what`` names it."""
     while True:
         text, start = buf.text, buf.pos
         ended = buf.eof or buf.invalid is not None
@@ -615,18 +607,23 @@ def _value(
         try:
             value, end = decoder.raw_decode(text, start)
         except (ValueError, RecursionError) as exc:
-            if ended or not _maybe_cut(exc, text):
-                raise _value_error(buf, what, start, exc) from exc
-            wait_for = min(2 * size, _MAX_ELEMENT_BYTES + 1)  # grow the text before decoding again
+            cut = isinstance(exc, json.JSONDecodeError) and (
+                exc.msg.startswith("Unterminated") or exc.pos >= len(text) - _LOOKAHEAD
+            )
+            if ended or not cut:
+                raise _value_error(buf, what, start, exc, cut=cut) from exc
+            wait_for = min(2 * size, _MAX_ELEMENT_BYTES + 1)
         else:
-            if text[start] in '"[{' or _whole_scalar(buf, what, start, end, ended):
-                if (
-                    end - start > _MAX_ELEMENT_BYTES // 4
-                    and _byte_length(text, start, end) > _MAX_ELEMENT_BYTES
-                ):
-                    raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
-                if end - start > 2 * MAX_JSON_DEPTH and is_too_deep(text, start, end):
-                    raise _value_error(buf, what, start, JSONNestingError())
+            scalar = text[start] not in '"[{'
+            token_end = _scalar_end(text, start) if scalar else end
+            if not scalar or token_end < len(text) or ended:  # else "1" may go on as "12"
+                if token_end != end:
+                    raise _value_error(
+                        buf, what, start, json.JSONDecodeError("Extra data", text, end)
+                    )
+                refusal = _refusal(buf, what, start, end)
+                if refusal is not None:
+                    raise refusal
                 buf.pos = end
                 return value
             wait_for = size + 1
@@ -634,210 +631,144 @@ def _value(
             raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
         if is_too_deep(text, start):
             raise _value_error(buf, what, start, JSONNestingError())
-        buf.want = wait_for
-        buf.soon = min(wait_for, size + size // 4 + 1)
+        buf.want, buf.soon = wait_for, min(wait_for, size + size // 4 + 1)
         yield _NEED
 
 
-def _whole_scalar(buf: _TextBuffer, what: str, start: int, end: int, ended: bool) -> bool:
-    """Whether the number, ``true``, ``null``... decoded from ``text[start:end]`` is all there is.
+def _refusal(buf: _JSONParser, what: str, start: int, end: int) -> ScoutStreamError | None:
+    """The error for the value ``text[start:end]`` if it is too large or nested too deeply."""
+    text, length = buf.text, end - start
+    if (
+        length > _MAX_ELEMENT_BYTES // 4
+        and (length if text.isascii() else len(text[start:end].encode())) > _MAX_ELEMENT_BYTES
+    ):
+        return _too_large(f"the JSON {what} at byte {buf.offset(start)}")
+    if length > 2 * MAX_JSON_DEPTH and is_too_deep(text, start, end):
+        return _value_error(buf, what, start, JSONNestingError())
+    return None
 
-    False when the text ends right after it (``1`` may go on as ``12``, ``1.5``); an error when
-    more of it follows (``01``, ``truex``).
+
+def _value_error(
+    buf: _JSONParser, what: str, start: int, error: Exception, *, cut: bool = False
+) -> ScoutStreamError:
+    """The error for the value at ``text[start]``, which did not decode (``error``).
+
+    ``cut``: the error may come from the text ending too soon (the body ended, or went on with
+    bytes that are not UTF-8).
     """
     text = buf.text
-    match = _SCALAR.match(text, start)
-    token_end = match.end() if match is not None else start
-    if token_end == len(text) and not ended:
-        return False
-    if token_end != end:
-        raise _value_error(buf, what, start, json.JSONDecodeError("Extra data", text, end))
-    return True
-
-
-def _byte_length(text: str, start: int, end: int) -> int:
-    return end - start if text.isascii() else len(text[start:end].encode())
-
-
-def _refused(text: str, start: int, end: int) -> bool:
-    """Whether the value ``text[start:end]`` is larger than the limit or nested too deeply."""
-    if (
-        end - start > _MAX_ELEMENT_BYTES // 4
-        and _byte_length(text, start, end) > _MAX_ELEMENT_BYTES
-    ):
-        return True
-    return end - start > 2 * MAX_JSON_DEPTH and is_too_deep(text, start, end)
-
-
-def _maybe_cut(error: Exception, text: str) -> bool:
-    """Whether ``raw_decode`` may have failed only because ``text`` ends too soon."""
-    if not isinstance(error, json.JSONDecodeError):
-        return False
-    return error.msg.startswith("Unterminated string") or error.pos >= len(text) - _LOOKAHEAD
-
-
-def _value_error(buf: _TextBuffer, what: str, start: int, error: Exception) -> ScoutStreamError:
-    """The error for the value at ``text[start]`` that failed to decode with ``error``."""
-    text = buf.text
     if text[start] not in _VALUE_START:
-        return ScoutStreamError(
-            f"JSON body has no value where one is expected at byte {buf.offset(start)}: "
-            f"{buf.found(start)}"
-        )
-    problem, index = _shape(text, start)
-    if problem == "deep":
+        return _fault(buf, "body has no value where one is expected", start)
+    fault, index = _brackets(text, start)
+    if fault == "deep":
         return ScoutStreamError(
             f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep "
             f"at byte {buf.offset(index)}"
         )
-    if problem == "mismatched":
+    if fault == "mismatched":
         return ScoutStreamError(
             f"JSON body has a mismatched {text[index]!r} at byte {buf.offset(index)}"
         )
-    reason = _reason(error)
-    if problem in ("string", "open"):
-        if buf.invalid is not None:
-            reason = buf.invalid
-        elif buf.eof:
-            inside = "a string" if problem == "string" else "an array or object"
-            return ScoutStreamError(f"JSON body is truncated: it ends inside {inside}")
+    if cut and fault and buf.invalid is None:
+        return ScoutStreamError(f"JSON body is truncated: it ends inside {fault}")
+    reason = buf.invalid if cut and fault else _reason(error)
     excerpt = _excerpt(text[start : min(index, start + _EXCERPT_CHARS + 1)])
     return ScoutStreamError(
         f"JSON {what} at byte {buf.offset(start)} does not parse ({reason}): {excerpt}"
     )
 
 
-def _shape(text: str, start: int) -> tuple[str, int]:
-    """What is wrong with the brackets and strings of the value at ``text[start]``.
+def _brackets(text: str, start: int) -> tuple[str, int]:
+    """The first fault of the brackets and strings of the value at ``text[start]``, and where.
 
-    ``("deep", index)`` or ``("mismatched", index)`` for the first bracket nested too deeply or not
-    matching its opening one; ``("string", len(text))`` or ``("open", len(text))`` when the text
-    ends inside a string or an array or object; otherwise ``("", index)``, ``index`` being just
-    after the value.
+    ``"deep"`` or ``"mismatched"`` and that bracket; ``"a string"`` or ``"an array or object"``
+    when the text ends inside one; otherwise ``""`` and the end of the value.
     """
     if text[start] not in '"[{':
-        match = _SCALAR.match(text, start)
-        return "", match.end() if match is not None else start
+        return "", _scalar_end(text, start)
     opened: list[str] = []
     for match in _TOKEN.finditer(text, start):
         part = match.group()
         if part == '"':
-            return "string", len(text)
+            return "a string", len(text)
         if part in ("[", "{"):
             opened.append(part)
             if len(opened) > MAX_JSON_DEPTH:
                 return "deep", match.start()
-        elif part in ("]", "}") and opened.pop() != ("[" if part == "]" else "{"):
+        elif part in ("]", "}") and opened.pop() + part not in ("[]", "{}"):
             return "mismatched", match.start()
         if not opened:
             return "", match.end()
-    return "open", len(text)
+    return "an array or object", len(text)
 
 
-def _events_array(buf: _TextBuffer) -> _Splitter:
-    """Yield each element of the events array; ``buf.pos`` is just after its ``[``.
-
-    The elements that the text holds whole, each followed by ``,`` or ``]``, are decoded in a tight
-    loop; any other one (cut by the end of the text, large, malformed) goes through
-    :func:`_value`.
-    """
-    char = yield from _peek(buf, _IN_ARRAY)
-    if char == "]":
+def _events_array(buf: _JSONParser) -> _Splitter:
+    """Yield each element of the events array; ``buf.pos`` is just after its ``[``."""
+    if (yield from _peek(buf, "the events array")) == "]":
         buf.pos += 1
         return
     decode = _DECODER.raw_decode
     index = 0
     while True:
+        # The elements the text holds whole, each followed by "," or "]", in a tight loop.
         text, pos = buf.text, buf.pos
-        size = len(text)
         small = min(2 * MAX_JSON_DEPTH, _MAX_ELEMENT_BYTES // 4)  # too small to be refused
         while True:
             try:
                 value, end = decode(text, pos)
             except (ValueError, RecursionError):
                 break
-            if end >= size or (end - pos > small and _refused(text, pos, end)):
+            after = _skip_ws(text, end) if text[end : end + 1] in _WS_CHARS else end
+            if after == len(text) or text[after] not in ",]":
                 break
-            char = text[end]
-            if char in _WS_CHARS:
-                end = _skip_ws(text, end)
-                if end >= size:
-                    break
-                char = text[end]
-            if char == ",":
-                pos = end + 1
-                if pos < size and text[pos] in _WS_CHARS:
-                    pos = _skip_ws(text, pos)
-                yield value
-                index += 1
-                if pos >= size:
-                    break
-            elif char == "]":
-                buf.pos = end + 1
-                yield value
+            if end - pos > small and (refusal := _refusal(buf, f"event {index}", pos, end)):
+                raise refusal
+            yield value
+            index += 1
+            if text[after] == "]":
+                buf.pos = after + 1
                 return
-            else:
-                break
+            pos = after + 1
+            if text[pos : pos + 1] in _WS_CHARS:
+                pos = _skip_ws(text, pos)
+        # Any other one: wait for the text it needs, or raise the error it deserves.
         buf.pos = pos
-        yield from _peek(buf, _IN_ARRAY)
+        yield from _peek(buf, "the events array")
         value = yield from _value(buf, f"event {index}")
         yield value
-        char = yield from _peek(buf, _IN_ARRAY)
-        buf.pos += 1
-        if char == "]":
+        fault = f"events array has no ',' or ']' after event {index}"
+        if (yield from _take(buf, "the events array", ",]", fault)) == "]":
             return
-        if char != ",":
-            buf.pos -= 1
-            raise ScoutStreamError(
-                f"JSON events array has no ',' or ']' after event {index} "
-                f"at byte {buf.offset(buf.pos)}: {buf.found(buf.pos)}"
-            )
         index += 1
-        yield from _peek(buf, _IN_ARRAY)
+        yield from _peek(buf, "the events array")
 
 
-def _wrapped_events(buf: _TextBuffer) -> _Splitter:
+def _wrapped_events(buf: _JSONParser) -> _Splitter:
     """Yield the events of a wrapper object; ``buf.pos`` is just after its ``{``."""
+    inside = "the top-level object"
     keys: list[str] = []
     found = False
-    char = yield from _peek(buf, _IN_OBJECT)
-    if char == "}":
+    if (yield from _peek(buf, inside)) == "}":
         buf.pos += 1
     else:
         while True:
-            if char != '"':
-                raise ScoutStreamError(
-                    f"JSON object has no key where one is expected at byte "
-                    f"{buf.offset(buf.pos)}: {buf.found(buf.pos)}"
-                )
+            if (yield from _peek(buf, inside)) != '"':
+                raise _fault(buf, "object has no key where one is expected", buf.pos)
             key = yield from _value(buf, "key")
             if len(keys) < _MAX_KEYS_REPORTED:
                 keys.append(key)
-            char = yield from _peek(buf, _IN_OBJECT)
-            if char != ":":
-                raise ScoutStreamError(
-                    f"JSON object has no ':' after the key {key!r} at byte "
-                    f"{buf.offset(buf.pos)}: {buf.found(buf.pos)}"
-                )
-            buf.pos += 1
-            char = yield from _peek(buf, f"the value of {key!r}")
-            if not found and char == "[" and key in _WRAPPER_KEYS:
+            yield from _take(buf, inside, ":", f"object has no ':' after the key {key!r}")
+            if (yield from _peek(buf, f"the value of {key!r}")) == "[" and (
+                key in _WRAPPER_KEYS and not found
+            ):
                 found = True
                 buf.pos += 1
                 yield from _events_array(buf)
             else:
                 yield from _value(buf, "value", _SKIPPER)
-            char = yield from _peek(buf, _IN_OBJECT)
-            buf.pos += 1
-            if char == "}":
+            fault = f"object has no ',' or '}}' after the value of {key!r}"
+            if (yield from _take(buf, inside, ",}", fault)) == "}":
                 break
-            if char != ",":
-                buf.pos -= 1
-                raise ScoutStreamError(
-                    f"JSON object has no ',' or '}}' after the value of {key!r} "
-                    f"at byte {buf.offset(buf.pos)}: {buf.found(buf.pos)}"
-                )
-            char = yield from _peek(buf, _IN_OBJECT)
     if not found:
         shown = ", ".join(repr(key) for key in keys) if keys else "none"
         raise ScoutStreamError(
@@ -846,60 +777,20 @@ def _wrapped_events(buf: _TextBuffer) -> _Splitter:
         )
 
 
-def _json_events(buf: _TextBuffer) -> _Splitter:
+def _json_events(buf: _JSONParser) -> _Splitter:
     """Yield the events of a whole JSON body: an array, or a wrapper object."""
-    while True:
-        buf.pos = _skip_ws(buf.text, buf.pos)
-        if buf.pos < len(buf.text):
-            break
-        if buf.eof and buf.invalid is None:
-            raise ScoutStreamError("JSON body is empty; expected an array or an object of events")
-        yield from _wait(buf, "")
+    if (yield from _at_end(buf)):
+        raise ScoutStreamError("JSON body is empty; expected an array or an object of events")
     char = buf.text[buf.pos]
-    buf.pos += 1
-    if char == "[":
-        yield from _events_array(buf)
-    elif char == "{":
-        yield from _wrapped_events(buf)
-    else:
+    if char not in "[{":
         raise ScoutStreamError(
             "JSON body is neither an array nor an object of events: "
-            f"it starts with {buf.found(buf.pos - 1)}"
+            f"it starts with {buf.found(buf.pos)}"
         )
-    while True:
-        buf.pos = _skip_ws(buf.text, buf.pos)
-        if buf.pos < len(buf.text):
-            raise ScoutStreamError(
-                f"JSON body has data after its end at byte {buf.offset(buf.pos)}: "
-                f"{buf.found(buf.pos)}"
-            )
-        if buf.eof and buf.invalid is None:
-            return
-        yield from _wait(buf, "")
-
-
-class _JSONParser(_ValueParser):
-    """A JSON array of events (or an object wrapping one), split element by element."""
-
-    __slots__ = ("_buf", "_splitter")
-
-    def __init__(self) -> None:
-        self._buf = _TextBuffer()
-        self._splitter = _json_events(self._buf)
-
-    def feed(self, chunk: bytes) -> Iterator[_Parsed]:
-        return self._run() if self._buf.add(chunk) else iter(())
-
-    def finish(self) -> Iterator[_Parsed]:
-        self._buf.end()
-        return self._run()
-
-    def _run(self) -> Iterator[_Parsed]:
-        self._buf.take()
-        for item in self._splitter:
-            if item is _NEED:
-                return
-            yield item, None
+    buf.pos += 1
+    yield from _events_array(buf) if char == "[" else _wrapped_events(buf)
+    if not (yield from _at_end(buf)):
+        raise _fault(buf, "body has data after its end", buf.pos)
 
 
 # --------------------------------------------------------------------------------------------

@@ -587,6 +587,8 @@ async def test_json_object_without_a_list_of_events(
         (b"[1, truex]", r"event 1 at byte 4 does not parse \(Extra data\): 'truex'$"),
         (b"[1, \xff]", "JSON body is not UTF-8: invalid start byte at byte 4$"),
         (b'[1, "\xc3\xa9\xff"]', r"event 1 at byte 4 does not parse \(not UTF-8: invalid start"),
+        (b'["caf\xc3', "truncated: it ends inside a string"),
+        (b"[1]\xc3", "data after its end at byte 3"),
         (b'{"events": [1, 2]', "truncated"),
         (b'{"events": [1, 2], "x"', "truncated"),
         (b'{"events" [1]}', "no ':' after the key 'events'"),
