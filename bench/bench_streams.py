@@ -3,7 +3,8 @@
 Run from the repository root::
 
     python bench/bench_streams.py [--events N] [--chunk-size BYTES] [--rounds R]
-                                  [--formats sse,ndjson,json,wrapped] [--code DIR]
+                                  [--event-bytes BYTES] [--formats sse,ndjson,json,wrapped]
+                                  [--code DIR]
 
 For each format (SSE, NDJSON, JSON array, JSON object wrapping the array) it generates the body
 lazily (never held whole in memory) and parses it with ``iter_session_events``; the SSE body is
@@ -14,9 +15,11 @@ cases for the ``django_scout`` package found in ``DIR`` (for instance an older v
 name, so that both run in the same rounds on the same bodies. The cases run in ``R``
 alternating rounds (the order rotates from round to round, so that load changes fall on every
 case alike) without ``tracemalloc``; the table gives events per second as the median and the
-lowest-highest of the rounds, the peak memory traced by ``tracemalloc`` in one more parse per
-case and, with ``--code``, the median over the rounds of each round's ratio of this tree's rate to
-the ``--code`` one's. The machine's load is printed at the start and the end. Nothing is asserted.
+lowest-highest of the rounds, the median CPU time per event (``time.process_time``: less
+sensitive to other jobs than the rates), the peak memory traced by ``tracemalloc`` in one more
+parse per case and, with ``--code``, the median over the rounds of each round's ratio of this
+tree's rate to the ``--code`` one's. The machine's load is printed at the start and the end.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -46,31 +49,40 @@ Parse = Callable[[httpx.Response], Iterator[object]]
 PADDING = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 2
 
 
-def event(index: int) -> dict[str, object]:
+def event(index: int, text: str = PADDING) -> dict[str, object]:
     """One realistic-looking workflow event."""
     return {
         "id": f"evt_{index:08d}",
         "name": "block_state_updated",
         "timestamp": "2025-01-01T00:00:00Z",
-        "data": {"i": index, "update_type": "partial", "update_data": {"text": PADDING}},
+        "data": {"i": index, "update_type": "partial", "update_data": {"text": text}},
     }
 
 
+def template(event_bytes: int = 0) -> str:
+    """``event(i)`` as JSON with ``%d`` placeholders, its text padded to about ``event_bytes``."""
+    short = json.dumps(event(0))
+    text = PADDING * max(1, round((event_bytes - len(short)) / len(PADDING)) + 1)
+    return (
+        json.dumps(event(0, text))
+        .replace('"evt_00000000"', '"evt_%08d"')
+        .replace('"i": 0,', '"i": %d,')
+    )
+
+
 #: ``event(i)`` as JSON with ``%d`` placeholders, so that generating a body costs little.
-TEMPLATE = (
-    json.dumps(event(0)).replace('"evt_00000000"', '"evt_%08d"').replace('"i": 0,', '"i": %d,')
-)
+TEMPLATE = template()
 assert json.loads(TEMPLATE % (7, 7)) == event(7)
 
 
-def event_lines(fmt: str, count: int) -> Iterator[bytes]:
-    """The body of ``count`` events in format ``fmt``, piece by piece."""
+def event_lines(fmt: str, count: int, pattern: str = TEMPLATE) -> Iterator[bytes]:
+    """The body of ``count`` events in format ``fmt`` (each ``pattern``), piece by piece."""
     if fmt == "json":
         yield b"["
     elif fmt == "wrapped":
         yield b'{"object": "list", "events": ['
     for index in range(count):
-        text = TEMPLATE % (index, index)
+        text = pattern % (index, index)
         if fmt == "sse":
             yield f"id: {index}\ndata: {text}\n\n".encode()
         elif fmt == "ndjson":
@@ -86,16 +98,17 @@ def event_lines(fmt: str, count: int) -> Iterator[bytes]:
 class GeneratedStream(httpx.SyncByteStream):
     """A response body generated on the fly, in chunks of about ``chunk_size`` bytes."""
 
-    def __init__(self, fmt: str, count: int, chunk_size: int) -> None:
+    def __init__(self, fmt: str, count: int, chunk_size: int, pattern: str = TEMPLATE) -> None:
         self.fmt = fmt
         self.count = count
         self.chunk_size = chunk_size
+        self.pattern = pattern
         self.size = 0
 
     def __iter__(self) -> Iterator[bytes]:
         pending: list[bytes] = []
         pending_size = 0
-        for piece in event_lines(self.fmt, self.count):
+        for piece in event_lines(self.fmt, self.count, self.pattern):
             pending.append(piece)
             pending_size += len(piece)
             if pending_size >= self.chunk_size:
@@ -115,13 +128,15 @@ CONTENT_TYPES = {
 }
 
 
-def run(fmt: str, count: int, chunk_size: int, parse: Parse) -> tuple[int, int, float]:
-    """Parse one generated body; return (events, body bytes, seconds)."""
-    stream = GeneratedStream(fmt, count, chunk_size)
+def run(
+    fmt: str, count: int, chunk_size: int, parse: Parse, pattern: str = TEMPLATE
+) -> tuple[int, int, float, float]:
+    """Parse one generated body; return (events, body bytes, seconds, CPU seconds)."""
+    stream = GeneratedStream(fmt, count, chunk_size, pattern)
     response = httpx.Response(200, headers={"content-type": CONTENT_TYPES[fmt]}, stream=stream)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     parsed = sum(1 for _ in parse(response))
-    return parsed, stream.size, time.perf_counter() - started
+    return parsed, stream.size, time.perf_counter() - started, time.process_time() - cpu_started
 
 
 FORMATS = ("sse", "ndjson", "json", "wrapped")
@@ -171,6 +186,12 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=64 * 1024)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
+        "--event-bytes",
+        type=int,
+        default=0,
+        help="pad each event's text to about this many bytes (default: none, ~280 bytes)",
+    )
+    parser.add_argument(
         "--formats",
         default=",".join(FORMATS),
         help="comma-separated formats to parse (default: all of %(default)s)",
@@ -186,27 +207,33 @@ def main() -> None:
         parser.error(f"--formats takes some of {', '.join(FORMATS)}")
 
     todo = cases(formats, args.code)
+    pattern = template(args.event_bytes)
     print(load_line("start"))
     print(
-        f"{args.events} events per body, chunks of ~{args.chunk_size} bytes, {args.rounds} rounds"
+        f"{args.events} events of {len(pattern % (0, 0))} bytes per body, "
+        f"chunks of ~{args.chunk_size} bytes, {args.rounds} rounds"
     )
     rates: list[list[float]] = [[] for _ in todo]
+    cpu_costs: list[list[float]] = [[] for _ in todo]
     sizes = [0] * len(todo)
     for round_number in range(args.rounds):
         shift = round_number % len(todo)
         for index in [*range(shift, len(todo)), *range(shift)]:
             _, fmt, parse = todo[index]
-            events, sizes[index], seconds = run(fmt, args.events, args.chunk_size, parse)
+            events, sizes[index], seconds, cpu = run(
+                fmt, args.events, args.chunk_size, parse, pattern
+            )
             assert events == args.events, (todo[index][:2], events)
             rates[index].append(events / seconds)
+            cpu_costs[index].append(cpu / events * 1e6)
     print(
         f"{'parser':<27} {'format':<8} {'body MB':>8} {'events/s median (min-max)':>30} "
-        f"{'MB/s':>6} {'peak MB':>8} {'x --code':>8}"
+        f"{'MB/s':>6} {'CPU us/ev':>9} {'peak MB':>8} {'x --code':>8}"
     )
     positions = {(name, fmt): index for index, (name, fmt, _) in enumerate(todo)}
-    for (name, fmt, parse), rate, size in zip(todo, rates, sizes, strict=True):
+    for (name, fmt, parse), rate, cpu_cost, size in zip(todo, rates, cpu_costs, sizes, strict=True):
         tracemalloc.start()
-        run(fmt, args.events, args.chunk_size, parse)
+        run(fmt, args.events, args.chunk_size, parse, pattern)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         median = statistics.median(rate)
@@ -221,7 +248,8 @@ def main() -> None:
         )
         print(
             f"{name:<27} {fmt:<8} {megabytes:>8.1f} {spread:>30} "
-            f"{megabytes * median / args.events:>6.1f} {peak / 1e6:>8.2f} {ratio:>8}"
+            f"{megabytes * median / args.events:>6.1f} {statistics.median(cpu_cost):>9.2f} "
+            f"{peak / 1e6:>8.2f} {ratio:>8}"
         )
     print(load_line("end"))
 
