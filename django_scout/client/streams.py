@@ -24,7 +24,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -170,7 +170,9 @@ async def aiter_sse(response: httpx.Response) -> AsyncIterator[SSEMessage]:
         await _aclose(chunks)
 
 
-def iter_session_events(response: httpx.Response) -> Iterator[SessionEvent]:
+def iter_session_events(
+    response: httpx.Response, *, on_done: Callable[[], None] | None = None
+) -> Iterator[SessionEvent]:
     """Yield the events of an ``events_url`` response in constant memory.
 
     The format follows the ``Content-Type``:
@@ -187,7 +189,7 @@ def iter_session_events(response: httpx.Response) -> Iterator[SessionEvent]:
 
     Raises :class:`ScoutStreamError` for a body that does not parse (with the event, line or byte
     number) and for an unsupported format. Stopping at ``[DONE]`` leaves the rest of the body
-    unread; the caller closes the response.
+    unread (the caller closes the response) and calls ``on_done``, when given, first.
     """
     parser = _SessionEventsParser(response.headers.get("content-type"))
     chunks = response.iter_bytes()
@@ -195,13 +197,18 @@ def iter_session_events(response: httpx.Response) -> Iterator[SessionEvent]:
         for chunk in chunks:
             yield from parser.feed(chunk)
             if parser.done:
+                _call(on_done)
                 return
         yield from parser.finish()
+        if parser.done:
+            _call(on_done)
     finally:
         _close(chunks)
 
 
-async def aiter_session_events(response: httpx.Response) -> AsyncIterator[SessionEvent]:
+async def aiter_session_events(
+    response: httpx.Response, *, on_done: Callable[[], None] | None = None
+) -> AsyncIterator[SessionEvent]:
     """Async twin of :func:`iter_session_events`, reading ``response.aiter_bytes()``."""
     parser = _SessionEventsParser(response.headers.get("content-type"))
     chunks = response.aiter_bytes()
@@ -210,15 +217,23 @@ async def aiter_session_events(response: httpx.Response) -> AsyncIterator[Sessio
             for event in parser.feed(chunk):
                 yield event
             if parser.done:
+                _call(on_done)
                 return
         for event in parser.finish():
             yield event
+        if parser.done:
+            _call(on_done)
     finally:
         await _aclose(chunks)
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+def _call(callback: Callable[[], None] | None) -> None:
+    if callback is not None:
+        callback()
 
 
 def _close(iterator: Iterator[bytes]) -> None:
