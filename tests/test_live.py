@@ -112,12 +112,17 @@ def accepted(**fields: Any) -> Interaction:
     )
 
 
+def streaming(response: Any) -> Any:
+    """The body iterator of a streamed test-client response (sync or async)."""
+    return response.streaming_content
+
+
 def read_all(client: Client, path: str, **headers: str) -> list[dict[str, Any]]:
     response = client.get(path, headers=headers)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/event-stream"
     assert response["Cache-Control"] == "no-cache"
-    return parse(b"".join(response.streaming_content))  # type: ignore[arg-type]
+    return parse(b"".join(streaming(response)))
 
 
 # --- format, resume, end -------------------------------------------------------------------
@@ -209,7 +214,7 @@ def test_a_run_streams_its_events_and_ends(staff: Client) -> None:
 def test_wsgi_stream_sends_changes_as_they_are_stored_then_ends(staff: Client) -> None:
     interaction = accepted()
     response = staff.get(url(interaction))
-    chunks = iter(response.streaming_content)  # type: ignore[arg-type]
+    chunks = iter(streaming(response))
     assert parse(next(chunks)) == [{"retry": str(live.RETRY_MS)}]
     assert events_of(parse(next(chunks)))[0][1]["status"] == "accepted"
 
@@ -237,6 +242,7 @@ def test_wsgi_stream_sends_heartbeats_and_ends_after_its_bound(staff: Client) ->
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("_close_thread_connections")
 async def test_asgi_stream_sends_an_event_stored_after_connecting(django_user_model: Any) -> None:
     user = await django_user_model.objects.acreate(username="staff", is_staff=True)
     interaction = await sync_to_async(accepted)()
@@ -245,7 +251,7 @@ async def test_asgi_stream_sends_an_event_stored_after_connecting(django_user_mo
 
     response = await client.get(url(interaction))
     assert response.status_code == 200
-    chunks = aiter(response.streaming_content)  # type: ignore[arg-type]
+    chunks = aiter(streaming(response))
     assert parse(await anext(chunks)) == [{"retry": str(live.RETRY_MS)}]
     assert events_of(parse(await anext(chunks)))[0][1]["status"] == "accepted"
 
@@ -303,7 +309,7 @@ def test_a_stream_carries_nothing_of_another_row(staff: Client) -> None:
     complete_interaction(mine.pk, "succeeded")
 
     response = staff.get(url(mine))
-    body = b"".join(response.streaming_content)  # type: ignore[arg-type]
+    body = b"".join(streaming(response))
 
     assert b"secret" not in body
     assert str(other.pk).encode() not in body
@@ -321,7 +327,7 @@ def test_the_views_are_async_and_outside_atomic_requests() -> None:
 
     for view in (views.live_interaction, views.live_run):
         assert inspect.iscoroutinefunction(view)
-        assert "default" in view._non_atomic_requests  # type: ignore[attr-defined]
+        assert "default" in view._non_atomic_requests
 
 
 # --- notifications -------------------------------------------------------------------------
@@ -380,8 +386,15 @@ def test_a_rolled_back_change_is_not_announced(announcing: Any) -> None:
 
 def test_polling_announces_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transaction, "on_commit", pytest.fail)
-    assert live_services.notify_backend() == "poll"  # SQLite, no Redis URL
-    live_services.notify_changed(Interaction, uuid.uuid4())
+    with override_settings(SCOUT=scout(LIVE_NOTIFY="poll")):
+        live_services.notify_changed(Interaction, uuid.uuid4())
+
+
+def test_auto_picks_redis_then_postgresql_then_polling() -> None:
+    expected = "postgresql" if connection.vendor == "postgresql" else "poll"
+    assert live_services.notify_backend() == expected
+    with override_settings(SCOUT=scout(LIVE_REDIS_URL="redis://127.0.0.1:1/0")):
+        assert live_services.notify_backend() == "redis"
 
 
 def test_a_failing_publish_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
