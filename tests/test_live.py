@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,12 +21,18 @@ from django.core.checks import run_checks
 from django.db import connection, transaction
 from django.test import AsyncClient, Client, override_settings
 from django.urls import reverse
+from django.utils import timezone
 
 from django_scout import live, views
 from django_scout.client.streams import SessionEvent
 from django_scout.conf import InvalidScoutSettings, build_settings
 from django_scout.models import Interaction, WorkflowRun, WorkflowRunEvent
-from django_scout.services import accept_interaction, complete_interaction, store_events
+from django_scout.services import (
+    accept_interaction,
+    complete_interaction,
+    reconcile,
+    store_events,
+)
 from django_scout.services import live as live_services
 from django_scout.services.workflows import finish_run, mark_running
 from tests.helpers import UNIT_SCOUT
@@ -340,7 +347,7 @@ def announcing(
     """The keys published to Redis (not really sent), and a block whose changes commit at
     its end."""
     sent: list[str] = []
-    monkeypatch.setattr(live_services, "_publish_redis", sent.append)
+    monkeypatch.setattr(live_services, "_publish_redis", sent.extend)
 
     @contextmanager
     def committing() -> Iterator[None]:
@@ -384,6 +391,15 @@ def test_a_rolled_back_change_is_not_announced(announcing: Any) -> None:
     assert sent == []
 
 
+@pytest.mark.django_db
+def test_reconcile_announces_the_rows_it_times_out(announcing: Any) -> None:
+    sent, committing = announcing
+    overdue = [accepted(accepted_at=timezone.now() - timedelta(days=2)) for _ in range(2)]
+    with committing():
+        reconcile()
+    assert sorted(sent) == sorted(f"interaction:{row.pk}" for row in overdue)
+
+
 def test_polling_announces_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transaction, "on_commit", pytest.fail)
     with override_settings(SCOUT=scout(LIVE_NOTIFY="poll")):
@@ -399,8 +415,8 @@ def test_auto_picks_redis_then_postgresql_then_polling() -> None:
 
 def test_a_failing_publish_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     with override_settings(SCOUT=scout(LIVE_REDIS_URL="redis://127.0.0.1:1/0")):
-        live_services._publish_redis("run:x")
-    assert "could not publish to live viewers of run:x" in caplog.text
+        live_services._publish_redis(["run:x"])
+    assert "could not publish to live viewers of ['run:x']" in caplog.text
 
 
 # --- settings and checks -------------------------------------------------------------------

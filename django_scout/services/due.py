@@ -112,8 +112,7 @@ def fail_overdue(
                 if not pks:
                     break
                 queryset.filter(pk__in=pks).update(**fields)
-                for pk in pks:
-                    notify_changed(queryset.model, pk)
+                notify_changed(queryset.model, *pks)
                 _signal_each_after_commit(signal_queryset, pks, kwarg, to_send)
             changed.extend(str(pk) for pk in pks)
     return changed

@@ -65,30 +65,32 @@ def is_psycopg_postgresql(alias: str) -> bool:
     return connection.vendor == "postgresql" and module == "psycopg"
 
 
-def notify_changed(model: type[models.Model], pk: Any) -> None:
-    """Announce, once the current transaction commits, that a row of ``model`` changed.
+def notify_changed(model: type[models.Model], *pks: Any) -> None:
+    """Announce, once the current transaction commits, that rows of ``model`` changed.
 
     ``model`` is :class:`~django_scout.models.Interaction` or
-    :class:`~django_scout.models.WorkflowRun`; ``pk`` its primary key. Costs nothing with
-    ``LIVE_NOTIFY="poll"`` (the default on SQLite).
+    :class:`~django_scout.models.WorkflowRun`; ``pks`` their primary keys (one message each, sent
+    together). Costs nothing with ``LIVE_NOTIFY="poll"`` (the default on SQLite).
     """
     backend = notify_backend()
-    if backend == "poll":
+    if backend == "poll" or not pks:
         return
     alias = router.db_for_write(model)
-    key = live_key(model, pk)
+    keys = [live_key(model, pk) for pk in pks]
     if backend == "postgresql":
-        transaction.on_commit(lambda: _notify_postgresql(alias, key), using=alias)
+        transaction.on_commit(lambda: _notify_postgresql(alias, keys), using=alias)
     else:
-        transaction.on_commit(lambda: _publish_redis(key), using=alias)
+        transaction.on_commit(lambda: _publish_redis(keys), using=alias)
 
 
-def _notify_postgresql(alias: str, key: str) -> None:
+def _notify_postgresql(alias: str, keys: list[str]) -> None:
     try:
         with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, key])
+            cursor.execute(
+                "SELECT pg_notify(%s, key) FROM unnest(%s::text[]) AS key", [CHANNEL, keys]
+            )
     except Exception:
-        logger.warning("django-scout: could not NOTIFY live viewers of %s", key, exc_info=True)
+        logger.warning("django-scout: could not NOTIFY live viewers of %s", keys, exc_info=True)
 
 
 _redis_lock = threading.Lock()
@@ -110,12 +112,15 @@ def _redis_client(url: str) -> Any:
         return client
 
 
-def _publish_redis(key: str) -> None:
+def _publish_redis(keys: list[str]) -> None:
     url = scout_settings().LIVE_REDIS_URL
     if not url:
         logger.warning("django-scout: LIVE_NOTIFY is 'redis' but LIVE_REDIS_URL is not set")
         return
     try:
-        _redis_client(url).publish(CHANNEL, key)
+        with _redis_client(url).pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.publish(CHANNEL, key)
+            pipeline.execute()
     except Exception:
-        logger.warning("django-scout: could not publish to live viewers of %s", key, exc_info=True)
+        logger.warning("django-scout: could not publish to live viewers of %s", keys, exc_info=True)
