@@ -437,13 +437,19 @@ class _Hub:
         for waiter in self.waiters.get(key, ()):
             waiter.event.set()
 
+    def _set_listening(self, value: bool) -> None:
+        # A cancelled listener may finish after its successor started: only the current one
+        # speaks for the hub.
+        if self.task is asyncio.current_task():
+            self.listening = value
+
     async def _run(self) -> None:
         backoff = 0.5
         while True:
             try:
                 async for key in self._listen():
                     if key is None:  # (re)connected
-                        self.listening = True
+                        self._set_listening(True)
                         backoff = 0.5
                         for waiters in list(self.waiters.values()):
                             for waiter in waiters:
@@ -460,7 +466,7 @@ class _Hub:
                     exc_info=True,
                 )
             finally:
-                self.listening = False
+                self._set_listening(False)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 30.0)
 

@@ -8,9 +8,10 @@ and the PostgreSQL and Redis channels are in ``test_live_asgi.py``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import Any
@@ -458,3 +459,56 @@ def test_a_notify_channel_that_cannot_work_is_e005(changes: dict[str, Any], expe
         messages = run_checks(tags=["django_scout"])
     assert [m.id for m in messages] == ["django_scout.E005"]
     assert expected in messages[0].msg
+
+
+# --- the listener hub ----------------------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until ``condition()`` holds (at most a few seconds)."""
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the condition never held")
+
+
+async def test_the_hub_wakes_the_named_rows_waiters_and_all_of_them_after_reconnecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feed: asyncio.Queue[str] = asyncio.Queue()
+    connects: list[int] = []
+
+    async def fake_listen(hub: Any) -> AsyncIterator[str | None]:
+        connects.append(1)
+        yield None
+        while (key := await feed.get()) != "drop":
+            yield key
+        raise ConnectionError("the listener's connection broke")
+
+    monkeypatch.setattr(live._Hub, "_listen", fake_listen)
+    hub = live._Hub("redis", "redis://test")
+    a, b = live._Waiter(hub, "run:a", 60), live._Waiter(hub, "run:b", 60)
+    hub.subscribe(a)
+    hub.subscribe(b)
+    await until(lambda: hub.listening)
+    assert (a.event.is_set(), b.event.is_set()) == (True, True)  # connected: everyone reads
+
+    a.clear()
+    b.clear()
+    await feed.put("run:b")
+    assert await b.wait(5)
+    assert not a.event.is_set()
+
+    b.clear()
+    await feed.put("drop")
+    await until(lambda: not hub.listening)
+    await until(lambda: hub.listening)  # reconnected after a pause
+    assert len(connects) == 2
+    assert (a.event.is_set(), b.event.is_set()) == (True, True)
+
+    a.close()
+    assert hub.task is not None  # b still waits
+    b.close()
+    assert hub.task is None  # the listener stopped with the last waiter
+    assert not hub.listening
