@@ -6,6 +6,10 @@
 - ``django_scout.E003`` (error, ``--deploy``): ``SIGNING_SECRET`` is not set (and E002 did not
   report it).
 - ``django_scout.W001`` (warning, ``--deploy``): no beat schedule runs ``django_scout.reconcile``.
+- ``django_scout.E004`` (error, every check): ``LIVE_PERMISSION`` does not import as a callable.
+- ``django_scout.E005`` (error, every check): ``LIVE_NOTIFY`` names a channel this site cannot
+  use (``redis`` without ``LIVE_REDIS_URL`` or the ``redis`` package, ``postgresql`` on another
+  database or on psycopg 2).
 
 Every check carries the ``django_scout`` tag: ``manage.py check --deploy --tag django_scout``
 runs only these. A host silences one with ``SILENCED_SYSTEM_CHECKS``.
@@ -20,12 +24,16 @@ from celery import current_app
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.db import router
+from django.utils.module_loading import import_string
 
 from .conf import InvalidScoutSettings, ScoutSettings, build_settings
 
 __all__ = [
     "RECONCILE_TASK",
     "TAG",
+    "check_live_notify",
+    "check_live_permission",
     "check_reconcile_schedule",
     "check_scout_settings",
     "check_signing_secret_deploy",
@@ -148,5 +156,64 @@ def check_reconcile_schedule(app_configs: Any = None, **kwargs: Any) -> list[che
                 "SILENCED_SYSTEM_CHECKS."
             ),
             id="django_scout.W001",
+        )
+    ]
+
+
+@checks.register(checks.Tags.security, TAG)
+def check_live_permission(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``django_scout.E004``: ``LIVE_PERMISSION`` does not name an importable callable."""
+    conf = _valid_settings()
+    if conf is None:
+        return []
+    path = conf.LIVE_PERMISSION
+    try:
+        hook = import_string(path)
+    except ImportError as exc:
+        problem = f"cannot be imported ({exc})"
+    else:
+        if callable(hook):
+            return []
+        problem = f"is a {type(hook).__name__}, not a function"
+    return [
+        checks.Error(
+            f"settings.SCOUT['LIVE_PERMISSION'] = {path!r} {problem}: every live stream is "
+            "answered 500.",
+            hint="Name a function (request, obj) -> bool by its dotted path, or remove the key "
+            "to let only staff users watch.",
+            id="django_scout.E004",
+        )
+    ]
+
+
+@checks.register(checks.Tags.compatibility, TAG)
+def check_live_notify(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``django_scout.E005``: the ``LIVE_NOTIFY`` channel cannot work on this site."""
+    from .models import Interaction
+    from .services.live import is_psycopg_postgresql
+
+    conf = _valid_settings()
+    if conf is None:
+        return []
+    problem = None
+    if conf.LIVE_NOTIFY == "redis" and not conf.LIVE_REDIS_URL:
+        problem = "is 'redis' but LIVE_REDIS_URL is not set"
+    elif conf.LIVE_REDIS_URL and conf.LIVE_NOTIFY in ("auto", "redis"):
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            problem = "needs the redis package (LIVE_REDIS_URL is set), which is not installed"
+    elif conf.LIVE_NOTIFY == "postgresql" and not is_psycopg_postgresql(
+        router.db_for_write(Interaction)
+    ):
+        problem = "is 'postgresql' but the database is not PostgreSQL through psycopg 3"
+    if problem is None:
+        return []
+    return [
+        checks.Error(
+            f"settings.SCOUT['LIVE_NOTIFY'] {problem}: live streams would never hear of changes.",
+            hint="Set LIVE_NOTIFY to 'auto' (Redis with LIVE_REDIS_URL, else PostgreSQL's "
+            "LISTEN/NOTIFY, else polling) or 'poll'.",
+            id="django_scout.E005",
         )
     ]

@@ -108,8 +108,15 @@ class ScoutSettings(BaseModel):
     RUN_DEADLINE: int = Field(default=86400, gt=0)
     PUBLISH_TIMEOUT: float = Field(default=0.25, gt=0, le=10)
     PUBLISH_RETRY_AFTER: float = Field(default=15.0, ge=0)
+    LIVE_PERMISSION: str = "django_scout.live.staff_only"
+    LIVE_NOTIFY: Literal["auto", "postgresql", "redis", "poll"] = "auto"
+    LIVE_REDIS_URL: str | None = None
+    LIVE_HEARTBEAT: float = Field(default=15.0, gt=0, le=3600)
+    LIVE_POLL_INTERVAL: float = Field(default=1.0, ge=0.01, le=60)
+    LIVE_MAX_DURATION: float = Field(default=3600.0, gt=0)
+    LIVE_SYNC_MAX_DURATION: float = Field(default=30.0, gt=0)
 
-    @field_validator("API_KEY", "CALLBACK_BASE_URL", mode="before")
+    @field_validator("API_KEY", "CALLBACK_BASE_URL", "LIVE_REDIS_URL", mode="before")
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
@@ -136,6 +143,25 @@ class ScoutSettings(BaseModel):
             raise ValueError("must be a list of host names, not a single string")
         if isinstance(value, list | tuple):
             return tuple(str(item).lower() for item in value)
+        return value
+
+    @field_validator("LIVE_PERMISSION")
+    @classmethod
+    def _dotted_path(cls, value: str) -> str:
+        module, _, name = value.strip().rpartition(".")
+        if not module or not name.isidentifier():
+            raise ValueError(
+                f"must be the dotted path of a function (request, obj) -> bool, got {value!r}"
+            )
+        return value.strip()
+
+    @field_validator("LIVE_REDIS_URL")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        scheme = urlsplit(value).scheme if value is not None else "redis"
+        if scheme not in ("redis", "rediss", "unix"):
+            # The URL itself is not repeated: it may hold a password.
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, not {scheme}://")
         return value
 
     @field_validator("API_BASE_URL")

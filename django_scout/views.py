@@ -1,7 +1,8 @@
-"""The callback endpoint Scout POSTs completions to. Thin: verify, validate, store, answer.
+"""The callback endpoint Scout POSTs completions to, and the live relay's two views.
 
-The answer never waits on Scout or on processing: the delivery is stored (once per
-``callback_event_id``) and its processing enqueued after the commit.
+Callbacks are thin: verify, validate, store, answer. The answer never waits on Scout or on
+processing: the delivery is stored (once per ``callback_event_id``) and its processing enqueued
+after the commit. The live views hand over to :func:`django_scout.live.respond`.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from uuid import UUID
 
 from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.wsgi import LimitedStream, WSGIRequest
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from pydantic import ValidationError
 from rest_framework import exceptions, status
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from . import services
+from . import live, services
 from .authentication import IsScoutSigned, ScoutSignatureAuthentication
 from .client._json_depth import JSONNestingError, check_json_depth
 from .client.redaction import redact_headers
@@ -145,3 +147,25 @@ class CallbackView(APIView):
     def _bad_request(self, detail: str) -> JsonResponse:
         logger.warning("django-scout: rejected malformed callback: %s", detail)
         return JsonResponse({"detail": f"malformed callback: {detail}"}, status=400)
+
+
+def _outside_atomic_requests(view: Any) -> Any:
+    """Exempt ``view`` from ``ATOMIC_REQUESTS`` on every database: Django refuses it on async
+    views, and a stream must not hold a transaction open."""
+    from django.conf import settings
+
+    for alias in settings.DATABASES:
+        view = transaction.non_atomic_requests(using=alias)(view)
+    return view
+
+
+@_outside_atomic_requests
+async def live_interaction(request: HttpRequest, interaction_id: UUID) -> HttpResponseBase:
+    """``GET`` an SSE stream of one interaction's status and events (see :mod:`.live`)."""
+    return await live.respond(request, live.INTERACTION, interaction_id)
+
+
+@_outside_atomic_requests
+async def live_run(request: HttpRequest, run_id: UUID) -> HttpResponseBase:
+    """``GET`` an SSE stream of one workflow run's status and events (see :mod:`.live`)."""
+    return await live.respond(request, live.RUN, run_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -92,6 +93,20 @@ def services() -> dict[str, str]:
         "database_url": os.environ["DATABASE_URL"],
         "broker_url": os.environ["CELERY_BROKER_URL"],
     }
+
+
+@pytest.fixture
+async def _close_thread_connections() -> AsyncIterator[None]:
+    """Close the connection an async test opened in asgiref's thread for sync work.
+
+    A request's ``request_finished`` closes it in a server; here nothing would, and on
+    PostgreSQL it would keep the test database from being dropped.
+    """
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 @pytest.fixture

@@ -127,6 +127,15 @@ def running_server(
     that this process opened (no port race). It runs from the repository root in its own
     process group, so that killing it also kills its workers; its output goes to ``log_path``.
     """
+    with running_server_process(command, env, log_path) as (base_url, _):
+        yield base_url
+
+
+@contextmanager
+def running_server_process(
+    command: Callable[[int], list[str]], env: dict[str, str], log_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`running_server`, yielding its process too (its pid, to count its threads)."""
     listener = socket.create_server(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     with log_path.open("ab") as log:
@@ -153,7 +162,7 @@ def running_server(
                 time.sleep(0.05)
                 continue
             break
-        yield base_url
+        yield base_url, process
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)

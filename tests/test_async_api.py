@@ -8,13 +8,13 @@ enqueue waits for the commit of the transaction the call ran in.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
-from django.db import connections, models, transaction
+from asgiref.sync import async_to_sync
+from django.db import models, transaction
 from django.forms.models import model_to_dict
 from django.test import override_settings
 
@@ -27,17 +27,6 @@ from tests.helpers import UNIT_SCOUT
 def _scout_settings() -> Iterator[None]:
     with override_settings(SCOUT=UNIT_SCOUT):
         yield
-
-
-@pytest.fixture
-async def _close_thread_connections() -> AsyncIterator[None]:
-    """Close the connection an async test opened in asgiref's thread for sync work.
-
-    A request's ``request_finished`` closes it in a server; here nothing would, and on
-    PostgreSQL it would keep the test database from being dropped.
-    """
-    yield
-    await sync_to_async(connections.close_all, thread_sensitive=True)()
 
 
 WEBHOOK = "https://api.scoutos.test/v2/workflows/wf_hook/webhooks/trigger?token=secret-token"

@@ -25,6 +25,7 @@ from django.dispatch import Signal
 
 from ..conf import scout_settings
 from .common import enqueue_after_commit, send_robust
+from .live import notify_changed
 
 __all__ = ["BATCH", "MAX_REQUEUE_INTERVAL", "fail_overdue", "requeue_delay", "requeue_due"]
 
@@ -111,6 +112,7 @@ def fail_overdue(
                 if not pks:
                     break
                 queryset.filter(pk__in=pks).update(**fields)
+                notify_changed(queryset.model, *pks)
                 _signal_each_after_commit(signal_queryset, pks, kwarg, to_send)
             changed.extend(str(pk) for pk in pks)
     return changed

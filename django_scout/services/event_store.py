@@ -25,6 +25,9 @@ data) when the stream gave one, and serialized by :func:`json.dumps` otherwise, 
 events are not serialized a second time; both load as the same value. Of events sharing a
 sequence, the first is kept.
 
+Live viewers are told of each batch once it commits
+(:func:`~django_scout.services.live.notify_changed`).
+
 A batch is read from the stream whole before its transaction starts, so no transaction waits on
 the network. Where the database is another process (PostgreSQL, other servers), the next batch is
 read on a helper thread (:mod:`.read_ahead`) while the current one is written, so that parsing
@@ -50,6 +53,7 @@ from django.utils import timezone
 from ..client.streams import SessionEvent
 from ..models import Interaction, InteractionEvent
 from .common import parse_timestamp
+from .live import notify_changed
 from .read_ahead import batches, read_ahead_batches
 
 __all__ = ["store_event_stream"]
@@ -153,6 +157,7 @@ def _store_sqlite(
         ]
         with transaction.atomic(using=alias, savepoint=False), connection.cursor() as cursor:
             cursor.executemany(sql, rows)
+        notify_changed(Interaction, interaction.pk)
         count += len(rows)
     return count
 
@@ -229,6 +234,7 @@ class _PostgresWriter:
                     checking = True
                     self._copy_missing(rows, durable)
             highest = max(highest, max(row[1] for row in rows))
+            notify_changed(Interaction, self.interaction_id)
         return count
 
     def _highest_stored(self) -> int:
@@ -329,5 +335,6 @@ def _store_with_orm(
         InteractionEvent.objects.bulk_create(
             [_orm_row(interaction, event) for event in batch], ignore_conflicts=True
         )
+        notify_changed(Interaction, interaction.pk)
         count += len(batch)
     return count

@@ -51,6 +51,7 @@ from .common import (
 from .deliveries import upsert_delivery
 from .due import fail_overdue, requeue_delay, requeue_due
 from .event_store import store_event_stream
+from .live import notify_changed
 from .registry import scout_tasks
 from .scrubbing import scrub_text
 
@@ -264,6 +265,7 @@ def accept_interaction(interaction_id: UUID | str, session_id: str | None, event
         )
         if not changed:
             return False
+        notify_changed(Interaction, interaction.pk)
         _signal_interaction_after_commit(interaction.pk, signals.interaction_accepted)
         mine = Q(target_interaction_id=interaction.pk)
         if session_id:
@@ -320,6 +322,7 @@ def _fail(
             completed_at=timezone.now(),
         )
         if changed:
+            notify_changed(Interaction, interaction_id)
             _signal_interaction_after_commit(
                 UUID(str(interaction_id)),
                 signals.interaction_failed,
@@ -944,6 +947,7 @@ def complete_interaction(
             error_message=scrub_text(error_message) if status == FAILED else "",
         )
         if changed:
+            notify_changed(Interaction, interaction_id)
             first = (
                 signals.interaction_succeeded if status == SUCCEEDED else signals.interaction_failed
             )

@@ -51,6 +51,7 @@ from .common import (
     unexpected_error_note,
 )
 from .due import fail_overdue, requeue_due
+from .live import notify_changed
 from .registry import scout_tasks
 from .scrubbing import scrub_text
 
@@ -273,11 +274,12 @@ def release_run_claim(run_id: UUID | str, reason: str) -> None:
 
 def mark_running(run_id: UUID | str, **fields: Any) -> bool:
     """``pending`` → ``running`` (Scout accepted the request)."""
-    return bool(
-        WorkflowRun.objects.filter(pk=run_id, status=PENDING).update(
-            status=RUNNING, started_at=timezone.now(), **fields
-        )
+    changed = WorkflowRun.objects.filter(pk=run_id, status=PENDING).update(
+        status=RUNNING, started_at=timezone.now(), **fields
     )
+    if changed:
+        notify_changed(WorkflowRun, run_id)
+    return bool(changed)
 
 
 def finish_run(run_id: UUID | str, status: str, **fields: Any) -> bool:
@@ -292,6 +294,7 @@ def finish_run(run_id: UUID | str, status: str, **fields: Any) -> bool:
             status=status, completed_at=now, **fields
         )
         if changed:
+            notify_changed(WorkflowRun, run_id)
             WorkflowRun.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)
             first = (
                 signals.workflow_run_succeeded
@@ -314,6 +317,7 @@ def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: An
         defaults={"name": name[:255], "data": data, "timestamp": parse_timestamp(when)},
     )
     WorkflowRun.objects.filter(pk=run.pk).update(event_count=sequence + 1)
+    notify_changed(WorkflowRun, run.pk)
 
 
 # --- performing runs -----------------------------------------------------------------------

@@ -1,0 +1,54 @@
+"""The test project's live-relay pieces: a permission hook and the changes a test makes.
+
+The changes go through the services, as a Celery worker's would, so they are announced the way
+the settings say. ``python -m tests.testapp.live <function> [args]`` runs one of them in a
+process of its own (for a server whose database this test process cannot reach: a SQLite file)
+and prints what it returns.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def viewer_header(request: Any, obj: Any) -> bool:
+    """``LIVE_PERMISSION`` of the servers under test: requests with ``X-Viewer: allowed``."""
+    return bool(request.headers.get("X-Viewer") == "allowed")
+
+
+def create_interaction() -> str:
+    """An accepted interaction; returns its id."""
+    from django_scout.models import Interaction
+
+    interaction = Interaction.objects.create(agent_id="agent-live", messages=[{"content": "x"}])
+    from django_scout.services import accept_interaction
+
+    accept_interaction(interaction.pk, f"sess-{interaction.pk}", "")
+    return str(interaction.pk)
+
+
+def add_event(interaction_id: str, sequence: str, name: str) -> str:
+    """Store one event of the interaction (announced like any stored batch)."""
+    from django_scout.client.streams import SessionEvent
+    from django_scout.models import Interaction
+    from django_scout.services import store_events
+
+    interaction = Interaction.objects.get(pk=interaction_id)
+    event = SessionEvent(int(sequence), name, {"name": name}, None, None)
+    return str(store_events(interaction, [event]))
+
+
+def complete(interaction_id: str) -> str:
+    """Move the interaction to ``succeeded``."""
+    from django_scout.services import complete_interaction
+
+    return str(complete_interaction(interaction_id, "succeeded"))
+
+
+if __name__ == "__main__":
+    import django
+
+    django.setup()
+    function, *arguments = sys.argv[1:]
+    print(globals()[function](*arguments))
