@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.browser.pages import AdminBrowser, LoginPage
-from tests.browser.seed import AdminData, seed_admin_data
+from tests.browser.seed import ADMIN_PASSWORD, ADMIN_USERNAME, AdminData, seed_admin_data
 from tests.browser.support import artifact_name, artifacts_dir, launched_browser
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "correct horse battery staple"
 COLLAPSE_NAV_SIDEBAR = "window.localStorage.setItem('django.admin.navSidebarIsOpen', 'false');"
 
 
