@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ from django.test.client import Client as DjangoClient
 from django.urls import reverse
 
 from django_scout.testing.callbacks import callback_payload as testing_callback_payload
+
+#: The ``committed`` fixture (``tests/conftest.py``): ``with committed(): ...`` runs the
+#: ``on_commit`` callbacks the block registered when it ends.
+Committed = Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
 
 SECRET = "test-signing-secret"
 #: Headers of a request for a Server-Sent Events answer, as the Scout clients send them.
