@@ -74,7 +74,8 @@ def run_python(
 
 
 def seed_signature(raw_body: bytes, timestamp: int, secret: str = SECRET) -> str:
-    """``X-Scout-Signature`` computed with seeds/000's recipe (independent of our signing)."""
+    """``X-Scout-Signature`` computed with the recipe of Scout's async-interactions guide
+    (independent of ``django_scout.signing``)."""
     signed = f"{timestamp}.".encode() + raw_body
     digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
     return f"t={timestamp},sig={base64.b64encode(digest).decode()}"
