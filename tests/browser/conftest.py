@@ -56,11 +56,10 @@ def admin_data(transactional_db: None) -> AdminData:
 
 
 @pytest.fixture
-def admin_credentials(transactional_db: None, settings: Any) -> tuple[str, str]:
-    """A superuser's username and password (hashed fast: this is no test of hashing)."""
+def admin_credentials(transactional_db: None) -> tuple[str, str]:
+    """A superuser's username and password (hashed fast, as ``tests/settings.py`` says)."""
     from django.contrib.auth.models import User
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     User.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
     return ADMIN_USERNAME, ADMIN_PASSWORD
 
