@@ -1,11 +1,16 @@
-"""Shared fixtures: service availability (PostgreSQL, Redis) for the integration tests.
+"""Shared fixtures: service availability (PostgreSQL, Redis) for the integration tests, the
+loopback-only network guard, ``signal_log``, ``mock_scout`` and ``committed``.
 
 Without services the integration tests skip with a message saying what to set. With
 ``SCOUT_REQUIRE_SERVICES=1`` (CI) a missing or unreachable service fails the run instead.
+
+Fixtures only: what test modules import (builders, constants, types) lives in
+``tests/helpers.py``, never here.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -13,8 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from tests import celery_app  # noqa: F401  (sets the default Celery app for shared tasks)
+from tests.helpers import Committed
 
 REQUIRE_SERVICES = os.environ.get("SCOUT_REQUIRE_SERVICES") == "1"
 
@@ -140,3 +147,16 @@ def mock_scout() -> Any:
     previous = mock.install()
     yield mock
     common.client_factory = previous
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks) -> Committed:
+    """``with committed(): ...`` runs the ``on_commit`` callbacks the block registered when it
+    ends, as the commit of a request or a task would, in order (and those they register).
+
+    For tests in a transaction that is rolled back (``django_db`` without ``transaction=True``):
+    wrap each call that would commit in production (a view, a service call, a task). Tests that
+    need several connections, threads that use the database, a live server or a real worker
+    stay transactional.
+    """
+    return functools.partial(django_capture_on_commit_callbacks, execute=True)

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,10 @@ from django.test.client import Client as DjangoClient
 from django.urls import reverse
 
 from django_scout.testing.callbacks import callback_payload as testing_callback_payload
+
+#: The ``committed`` fixture (``tests/conftest.py``): ``with committed(): ...`` runs the
+#: ``on_commit`` callbacks the block registered when it ends.
+Committed = Callable[[], AbstractContextManager[list[Callable[[], Any]]]]
 
 SECRET = "test-signing-secret"
 #: Headers of a request for a Server-Sent Events answer, as the Scout clients send them.
@@ -70,7 +74,8 @@ def run_python(
 
 
 def seed_signature(raw_body: bytes, timestamp: int, secret: str = SECRET) -> str:
-    """``X-Scout-Signature`` computed with seeds/000's recipe (independent of our signing)."""
+    """``X-Scout-Signature`` computed with the recipe of Scout's async-interactions guide
+    (independent of ``django_scout.signing``)."""
     signed = f"{timestamp}.".encode() + raw_body
     digest = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
     return f"t={timestamp},sig={base64.b64encode(digest).decode()}"

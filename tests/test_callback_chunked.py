@@ -14,9 +14,10 @@ import pytest
 from django.test import Client, override_settings
 
 from django_scout.models import CallbackDelivery, Interaction, Session
-from tests.helpers import SECRET, callback_payload, seed_signature
+from tests.helpers import SECRET, Committed, callback_payload, seed_signature
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Rolled back after each test; what a committed delivery sets off runs under ``committed()``.
+pytestmark = pytest.mark.django_db
 
 
 def scout_settings(limit: int = 1_048_576) -> dict[str, Any]:
@@ -74,14 +75,14 @@ def post_chunked(
 
 @pytest.mark.parametrize(("slack", "expected"), [(0, 200), (-1, 413)])
 def test_chunked_callback_is_stored_up_to_the_limit_and_413_one_byte_over(
-    slack: int, expected: int
+    slack: int, expected: int, committed: Committed
 ) -> None:
     session = Session.objects.create(session_id="sess_chunked", agent_id="agent-1")
     interaction = Interaction.objects.create(
         agent_id="agent-1", messages=[], status="accepted", session=session
     )
     body = json.dumps(callback_payload("sess_chunked")).encode()
-    with override_settings(SCOUT=scout_settings(limit=len(body) + slack)):
+    with override_settings(SCOUT=scout_settings(limit=len(body) + slack)), committed():
         response = post_chunked(
             DechunkedInput(body), body, url=f"/scout/callbacks/{interaction.pk}/"
         )

@@ -15,9 +15,10 @@ from django.test import Client, override_settings
 
 from django_scout.client._json_depth import MAX_JSON_DEPTH
 from django_scout.models import CallbackDelivery, Interaction, Session
-from tests.helpers import SECRET, callback_payload, post_callback, seed_signature
+from tests.helpers import SECRET, Committed, callback_payload, post_callback, seed_signature
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Rolled back after each test; what a committed delivery sets off runs under ``committed()``.
+pytestmark = pytest.mark.django_db
 
 NO_FETCH = {
     "API_KEY": "test-api-key",
@@ -45,10 +46,13 @@ def accepted_interaction(session_id: str = "sess_abc123") -> Interaction:
     )
 
 
-def test_valid_callback_is_stored_processed_and_answered_200(signal_log: list[Any]) -> None:
+def test_valid_callback_is_stored_processed_and_answered_200(
+    signal_log: list[Any], committed: Committed
+) -> None:
     interaction = accepted_interaction()
     payload = callback_payload()
-    response = post_callback(Client(), payload, interaction_id=interaction.pk)
+    with committed():
+        response = post_callback(Client(), payload, interaction_id=interaction.pk)
     assert response.status_code == 200
     assert response.json() == {
         "callback_event_id": payload["callback_event_id"],
@@ -67,12 +71,13 @@ def test_valid_callback_is_stored_processed_and_answered_200(signal_log: list[An
     ]
 
 
-def test_failed_callback_records_scouts_error() -> None:
+def test_failed_callback_records_scouts_error(committed: Committed) -> None:
     interaction = accepted_interaction()
     payload = callback_payload(
         status="failed", error={"code": "agent_error", "message": "tool crashed"}
     )
-    assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
+    with committed():
+        assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
     interaction.refresh_from_db()
     assert (interaction.status, interaction.error_code, interaction.error_message) == (
         "failed",
@@ -81,18 +86,20 @@ def test_failed_callback_records_scouts_error() -> None:
     )
 
 
-def test_session_only_url_matches_by_session() -> None:
+def test_session_only_url_matches_by_session(committed: Committed) -> None:
     interaction = accepted_interaction("sess_only")
-    assert post_callback(Client(), callback_payload("sess_only")).status_code == 200
+    with committed():
+        assert post_callback(Client(), callback_payload("sess_only")).status_code == 200
     interaction.refresh_from_db()
     assert interaction.status == "succeeded"
 
 
-def test_repeat_counts_without_reprocessing(signal_log: list[Any]) -> None:
+def test_repeat_counts_without_reprocessing(signal_log: list[Any], committed: Committed) -> None:
     interaction = accepted_interaction()
     payload = callback_payload()
     for _ in range(3):
-        response = post_callback(Client(), payload, interaction_id=interaction.pk)
+        with committed():
+            response = post_callback(Client(), payload, interaction_id=interaction.pk)
         assert response.status_code == 200
     assert response.json()["duplicate"] is True
     delivery = CallbackDelivery.objects.get()
@@ -241,6 +248,7 @@ def test_csrf_enforced_client_still_accepted() -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)  # the request's own transaction commits
 def test_works_with_atomic_requests() -> None:
     interaction = accepted_interaction()
     connection = connections["default"]
@@ -277,8 +285,9 @@ def test_get_is_not_allowed() -> None:
     assert response.status_code == 405
 
 
-def test_unknown_interaction_in_url_is_kept_unprocessed() -> None:
-    response = post_callback(Client(), callback_payload(), interaction_id=uuid.uuid4())
+def test_unknown_interaction_in_url_is_kept_unprocessed(committed: Committed) -> None:
+    with committed():
+        response = post_callback(Client(), callback_payload(), interaction_id=uuid.uuid4())
     assert response.status_code == 200
     delivery = CallbackDelivery.objects.get()
     assert delivery.processed_at is None

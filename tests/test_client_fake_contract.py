@@ -1,7 +1,7 @@
 """Contract: our client and our fake Scout agree on every endpoint, sync and async, over HTTP.
 
-The fake answers in the shapes of the fact sheet (the official SDK's); these tests drive the real
-client against it over loopback, so a drift on either side fails here.
+The fake answers in the shapes of Scout's official SDK; these tests drive the real client against
+it over loopback, so a drift on either side fails here.
 """
 
 from __future__ import annotations

@@ -36,10 +36,12 @@ from django_scout.tasks import (
     start_interaction_task,
 )
 from tests import celery_app
-from tests.helpers import UNIT_SCOUT, callback_payload, post_callback
+from tests.helpers import UNIT_SCOUT, Committed, callback_payload, post_callback
 from tests.mock_scout import MockScout
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Rolled back after each test; each call that commits in production (a request, a service
+# call, a task) runs under ``committed()``, which runs its on_commit callbacks as it ends.
+pytestmark = pytest.mark.django_db
 
 BASE_SCOUT: dict[str, Any] = {
     **UNIT_SCOUT,
@@ -54,8 +56,10 @@ def _scout_settings() -> Iterator[None]:
         yield
 
 
-def accepted(mock_scout: MockScout) -> Interaction:
-    interaction = start_interaction("agent-1", "hello")
+def accepted(committed: Committed) -> Interaction:
+    """An interaction Scout (the ``mock_scout`` fixture) accepted."""
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert interaction.status == "accepted"
     return interaction
@@ -191,6 +195,7 @@ def test_when_every_thread_is_stuck_on_the_broker_publishing_fails_at_once() -> 
 @contextmanager
 def hanging_broker() -> Iterator[None]:
     """Celery publishes for real (not eagerly) to a broker whose publish hangs."""
+    from django_scout.services.batching import batch_publisher
     from django_scout.services.publishing import publisher
 
     released = threading.Event()
@@ -203,21 +208,28 @@ def hanging_broker() -> Iterator[None]:
             "celery.app.task.Task.apply_async", side_effect=lambda *a, **k: released.wait(10)
         ):
             yield
+            # Still hanging: what waits to be published fails now, not later on the batcher's
+            # thread once tasks run eagerly again (a task run there would block the next
+            # test's ``result.get()`` and use another database connection).
+            batch_publisher.flush()
     finally:
         released.set()
         celery_app.app.conf.task_always_eager = eager
         publisher.reset()
 
 
-def test_callbacks_are_answered_promptly_while_the_broker_hangs(mock_scout: MockScout) -> None:
-    interaction = accepted(mock_scout)
+def test_callbacks_are_answered_promptly_while_the_broker_hangs(
+    mock_scout: MockScout, committed: Committed
+) -> None:
+    interaction = accepted(committed)
     client = Client()
     durations = []
     with hanging_broker():
         for _ in range(5):
             payload = callback_payload(str(interaction.session_id))
             started = time.monotonic()
-            response = post_callback(client, payload, interaction_id=interaction.pk)
+            with committed():  # the answer includes publishing what the commit set off
+                response = post_callback(client, payload, interaction_id=interaction.pk)
             durations.append(time.monotonic() - started)
             assert response.status_code == 200
     # Without the bound each answer waited for the broker (here 10 s, or forever).
@@ -231,11 +243,12 @@ def test_callbacks_are_answered_promptly_while_the_broker_hangs(mock_scout: Mock
 
 @pytest.mark.parametrize("completed_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 def test_out_of_range_completed_at_is_refused_with_the_field_named(
-    mock_scout: MockScout, completed_at: str
+    mock_scout: MockScout, completed_at: str, committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
+    interaction = accepted(committed)
     payload = callback_payload(str(interaction.session_id), completed_at=completed_at)
-    response = post_callback(Client(), payload, interaction_id=interaction.pk)
+    with committed():
+        response = post_callback(Client(), payload, interaction_id=interaction.pk)
     assert response.status_code == 400
     assert "completed_at" in response.json()["detail"]
     assert not CallbackDelivery.objects.exists()
@@ -259,11 +272,12 @@ def stored_poison(interaction: Interaction) -> CallbackDelivery:
 
 
 def test_a_poison_delivery_ends_failed_after_bounded_attempts(
-    mock_scout: MockScout, signal_log: list[tuple[str, str]]
+    mock_scout: MockScout, signal_log: list[tuple[str, str]], committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
+    interaction = accepted(committed)
     delivery = stored_poison(interaction)
-    assert process_callback_task.apply(args=(delivery.pk,)).get() == "gave_up"
+    with committed():
+        assert process_callback_task.apply(args=(delivery.pk,)).get() == "gave_up"
     delivery.refresh_from_db()
     interaction.refresh_from_db()
     assert delivery.state == DeliveryState.FAILED
@@ -276,15 +290,21 @@ def test_a_poison_delivery_ends_failed_after_bounded_attempts(
     assert names(signal_log)[-1] == "interaction_completed"
     # Never picked up again.
     later = timezone.now() + timedelta(days=3)
-    assert services.reconcile(now=later).requeued_deliveries == []
+    with committed():
+        assert services.reconcile(now=later).requeued_deliveries == []
 
 
 def test_any_unexpected_error_while_processing_ends_in_a_terminal_state(
-    mock_scout: MockScout,
+    mock_scout: MockScout, committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
-    with mock.patch.object(
-        interactions, "complete_interaction", side_effect=OverflowError("date value out of range")
+    interaction = accepted(committed)
+    with (
+        mock.patch.object(
+            interactions,
+            "complete_interaction",
+            side_effect=OverflowError("date value out of range"),
+        ),
+        committed(),
     ):
         response = post_callback(
             Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
@@ -306,16 +326,17 @@ def test_event_timestamps_out_of_range_are_dropped_not_fatal(mock_scout: MockSco
 
 
 def test_callback_deadline_applies_even_with_a_pending_delivery(
-    mock_scout: MockScout, signal_log: list[tuple[str, str]]
+    mock_scout: MockScout, signal_log: list[tuple[str, str]], committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
-    with mock.patch("django_scout.tasks.process_callbacks_task.apply_async"):
+    interaction = accepted(committed)
+    with mock.patch("django_scout.tasks.process_callbacks_task.apply_async"), committed():
         post_callback(
             Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
         )
     assert CallbackDelivery.objects.get().state == DeliveryState.PENDING
     later = timezone.now() + timedelta(seconds=BASE_SCOUT.get("CALLBACK_DEADLINE", 86400) + 60)
-    report = services.reconcile(now=later)
+    with committed():
+        report = services.reconcile(now=later)
     interaction.refresh_from_db()
     assert report.timed_out == [str(interaction.pk)]
     assert (interaction.status, interaction.error_code) == ("failed", "callback_timeout")
@@ -324,8 +345,10 @@ def test_callback_deadline_applies_even_with_a_pending_delivery(
 # --- 3. strays end -------------------------------------------------------------------------
 
 
-def stray(session_id: str = "sess_nobody_started") -> CallbackDelivery:
-    response = post_callback(Client(), callback_payload(session_id))
+def stray(committed: Committed, session_id: str = "sess_nobody_started") -> CallbackDelivery:
+    """A callback no interaction claims, tried once (as its commit sets off) and kept."""
+    with committed():
+        response = post_callback(Client(), callback_payload(session_id))
     assert response.status_code == 200
     delivery = CallbackDelivery.objects.get(session_id=session_id)
     assert delivery.state == DeliveryState.PENDING
@@ -333,17 +356,20 @@ def stray(session_id: str = "sess_nobody_started") -> CallbackDelivery:
     return delivery
 
 
-def test_strays_are_requeued_with_growing_pauses_not_on_every_run(mock_scout: MockScout) -> None:
+def test_strays_are_requeued_with_growing_pauses_not_on_every_run(
+    mock_scout: MockScout, committed: Committed
+) -> None:
     """A day of reconcile runs, one a minute. Of each stretch with nothing due, only its last
     minute is run: a run's answer depends on the stored rows and ``now`` alone, the rows change
     only when something is requeued, so the minutes skipped would answer as that one does."""
-    delivery = stray()
+    delivery = stray(committed)
     start = timezone.now()
     requeues = []
     ran = 0
     minute = 1
     while minute < 24 * 60:
-        report = services.reconcile(now=start + timedelta(minutes=minute))
+        with committed():
+            report = services.reconcile(now=start + timedelta(minutes=minute))
         ran += 1
         if report.requeued_deliveries:
             requeues.append(minute)
@@ -361,39 +387,46 @@ def test_strays_are_requeued_with_growing_pauses_not_on_every_run(mock_scout: Mo
     assert delivery.state == DeliveryState.PENDING
 
 
-def test_strays_are_abandoned_after_the_deadline_then_pruned(mock_scout: MockScout) -> None:
-    delivery = stray()
+def test_strays_are_abandoned_after_the_deadline_then_pruned(
+    mock_scout: MockScout, committed: Committed
+) -> None:
+    delivery = stray(committed)
     after_deadline = timezone.now() + timedelta(days=1, minutes=1)
-    report = services.reconcile(now=after_deadline)
+    with committed():
+        report = services.reconcile(now=after_deadline)
     assert report.abandoned_deliveries == 1
     assert report.requeued_deliveries == []
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.ABANDONED
     assert delivery.processing_error.startswith("abandoned: not processed within CALLBACK_DEADLINE")
     assert "no interaction" in delivery.processing_error
-    again = services.reconcile(now=after_deadline + timedelta(days=1))
+    with committed():
+        again = services.reconcile(now=after_deadline + timedelta(days=1))
     assert (again.abandoned_deliveries, again.requeued_deliveries) == (0, [])
     assert services.prune(30, now=after_deadline + timedelta(days=31))["deliveries"] == 1
     assert not CallbackDelivery.objects.exists()
 
 
 def test_an_early_callback_is_still_applied_when_its_interaction_is_accepted(
-    mock_scout: MockScout,
+    mock_scout: MockScout, committed: Committed
 ) -> None:
-    early = stray("sess_1")  # the session MockScout will answer the next start with
-    services.reconcile(now=timezone.now() + timedelta(minutes=5))  # pushed back meanwhile
-    interaction = start_interaction("agent-1", "hello")
+    early = stray(committed, "sess_1")  # the session MockScout will answer the next start with
+    with committed():
+        services.reconcile(now=timezone.now() + timedelta(minutes=5))  # pushed back meanwhile
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     early.refresh_from_db()
     interaction.refresh_from_db()
     assert early.state == DeliveryState.PROCESSED
     assert interaction.status == "succeeded"
 
 
-def test_admin_filters_deliveries_by_state(mock_scout: MockScout) -> None:
+def test_admin_filters_deliveries_by_state(mock_scout: MockScout, committed: Committed) -> None:
     from django.contrib.auth.models import User
 
-    stray()
-    services.reconcile(now=timezone.now() + timedelta(days=2))
+    stray(committed)
+    with committed():
+        services.reconcile(now=timezone.now() + timedelta(days=2))
     client = Client()
     client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
     url = "/admin/django_scout/callbackdelivery/"
@@ -419,12 +452,15 @@ def flaky_once(real: Any) -> Any:
 
 
 def test_an_answer_that_could_not_be_stored_is_stored_by_the_retry(
-    mock_scout: MockScout, signal_log: list[tuple[str, str]]
+    mock_scout: MockScout, signal_log: list[tuple[str, str]], committed: Committed
 ) -> None:
-    with mock.patch.object(
-        interactions,
-        "accept_interaction",
-        side_effect=flaky_once(interactions.accept_interaction),
+    with (
+        mock.patch.object(
+            interactions,
+            "accept_interaction",
+            side_effect=flaky_once(interactions.accept_interaction),
+        ),
+        committed(),
     ):
         interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
@@ -435,11 +471,14 @@ def test_an_answer_that_could_not_be_stored_is_stored_by_the_retry(
 
 
 def test_a_refusal_that_could_not_be_stored_is_stored_by_the_retry(
-    mock_scout: MockScout,
+    mock_scout: MockScout, committed: Committed
 ) -> None:
     mock_scout.start_faults = [404]
-    with mock.patch.object(
-        interactions, "fail_start", side_effect=flaky_once(interactions.fail_start)
+    with (
+        mock.patch.object(
+            interactions, "fail_start", side_effect=flaky_once(interactions.fail_start)
+        ),
+        committed(),
     ):
         interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
@@ -473,10 +512,11 @@ def test_an_unexpected_error_in_a_start_ends_the_interaction_failed(
     target: str,
     error: Any,
     sent: int,
+    committed: Committed,
 ) -> None:
     assert faults <= BASE_SCOUT["TASK_MAX_RETRIES"]
     mock_scout.start_faults = [503] * faults
-    with mock.patch.object(interactions, target, side_effect=error):
+    with mock.patch.object(interactions, target, side_effect=error), committed():
         interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert (interaction.status, interaction.error_code) == ("failed", "processing_error")
@@ -485,23 +525,26 @@ def test_an_unexpected_error_in_a_start_ends_the_interaction_failed(
     assert len(mock_scout.start_requests()) == sent
     assert names(signal_log) == ["interaction_failed", "interaction_completed"]
     # Never sent again.
-    assert start_interaction_task.apply(args=(str(interaction.pk),)).get() == "skipped"
+    with committed():
+        assert start_interaction_task.apply(args=(str(interaction.pk),)).get() == "skipped"
     assert len(mock_scout.start_requests()) == sent
 
 
 def test_an_unexpected_error_in_an_event_fetch_leaves_the_interaction_as_it_ended(
-    mock_scout: MockScout,
+    mock_scout: MockScout, committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
-    post_callback(
-        Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
-    )
+    interaction = accepted(committed)
+    with committed():
+        post_callback(
+            Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
+        )
     interaction.refresh_from_db()
     ended = (interaction.status, interaction.event_count, interaction.events_fetched_at)
     assert ended[:2] == ("succeeded", mock_scout.events)
     with (
         mock.patch.object(interactions, "store_events", side_effect=RuntimeError("boom")),
         pytest.raises(RuntimeError, match="boom"),
+        committed(),
     ):
         fetch_events_task.apply(args=(str(interaction.pk),)).get()
     interaction.refresh_from_db()
@@ -512,15 +555,16 @@ def test_an_unexpected_error_in_an_event_fetch_leaves_the_interaction_as_it_ende
 
 @pytest.mark.parametrize("failing", ["reconcile_interactions", "reconcile_runs"])
 def test_an_error_in_one_half_of_reconcile_still_ends_the_others_rows(
-    mock_scout: MockScout, failing: str
+    mock_scout: MockScout, failing: str, committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
+    interaction = accepted(committed)
     long_ago = timezone.now() - timedelta(days=3)
     Interaction.objects.filter(pk=interaction.pk).update(accepted_at=long_ago)
     run = WorkflowRun.objects.create(workflow_id="wf", status="running", started_at=long_ago)
     with (
         mock.patch.object(housekeeping, failing, side_effect=RuntimeError("boom")),
         pytest.raises(RuntimeError, match="boom"),
+        committed(),
     ):
         reconcile_task.apply().get()
     interaction.refresh_from_db()
@@ -566,10 +610,10 @@ def test_each_slot_of_the_registry_holds_the_task_of_its_name() -> None:
 
 
 def test_without_registered_tasks_a_start_fails_at_the_call_and_saves_nothing(
-    mock_scout: MockScout, monkeypatch: pytest.MonkeyPatch
+    mock_scout: MockScout, monkeypatch: pytest.MonkeyPatch, committed: Committed
 ) -> None:
     monkeypatch.setattr(registry, "_registered", None)
-    with pytest.raises(RuntimeError, match="registered no tasks"):
+    with committed(), pytest.raises(RuntimeError, match="registered no tasks"):
         start_interaction("agent-1", "hello")
     assert not Interaction.objects.exists()
     assert mock_scout.start_requests() == []

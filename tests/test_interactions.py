@@ -21,10 +21,12 @@ from django_scout.api import start_interaction
 from django_scout.models import CallbackDelivery, Interaction, InteractionEvent
 from django_scout.services import interactions
 from django_scout.tasks import start_interaction_task
-from tests.helpers import UNIT_SCOUT, callback_payload, post_callback
+from tests.helpers import UNIT_SCOUT, Committed, callback_payload, post_callback
 from tests.mock_scout import MockScout
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Rolled back after each test; each call that commits in production (a service call, a
+# request, a task) runs under ``committed()``, which runs its on_commit callbacks as it ends.
+pytestmark = pytest.mark.django_db
 
 BASE_SCOUT = UNIT_SCOUT
 
@@ -59,10 +61,10 @@ def names(log: list[tuple[str, str]]) -> list[str]:
     ],
 )
 def test_invalid_input_raises_value_error_and_saves_nothing(
-    kwargs: dict[str, Any], fragment: str, mock_scout: MockScout
+    kwargs: dict[str, Any], fragment: str, mock_scout: MockScout, committed: Committed
 ) -> None:
     agent_id = kwargs.pop("agent_id")
-    with pytest.raises(ValueError, match=fragment):
+    with committed(), pytest.raises(ValueError, match=fragment):
         start_interaction(agent_id, **kwargs)
     assert not Interaction.objects.exists()
     assert mock_scout.requests == []
@@ -80,10 +82,13 @@ def test_missing_callback_base_url_is_improperly_configured(mock_scout: MockScou
 # --- starting --------------------------------------------------------------------------------
 
 
-def test_start_accepts_and_signals_once(mock_scout: MockScout, signal_log: list[Any]) -> None:
-    interaction = start_interaction(
-        "agent-1", "hello", metadata={"ticket": 7}, variables={"v": 1}, tags=["support"]
-    )
+def test_start_accepts_and_signals_once(
+    mock_scout: MockScout, signal_log: list[Any], committed: Committed
+) -> None:
+    with committed():
+        interaction = start_interaction(
+            "agent-1", "hello", metadata={"ticket": 7}, variables={"v": 1}, tags=["support"]
+        )
     interaction.refresh_from_db()
     assert interaction.status == "accepted"
     assert interaction.session_id == "sess_1"
@@ -102,8 +107,9 @@ def test_start_accepts_and_signals_once(mock_scout: MockScout, signal_log: list[
     assert signal_log == [("interaction_accepted", str(interaction.pk))]
 
 
-def test_session_id_continues_a_session(mock_scout: MockScout) -> None:
-    start_interaction("agent-1", "again", session_id="sess_existing")
+def test_session_id_continues_a_session(mock_scout: MockScout, committed: Committed) -> None:
+    with committed():
+        start_interaction("agent-1", "again", session_id="sess_existing")
     (request,) = mock_scout.start_requests()
     assert request.url.path == "/world/agent-1/sess_existing/_interact_async"
 
@@ -118,9 +124,12 @@ def test_session_id_continues_a_session(mock_scout: MockScout) -> None:
         httpx.ConnectError("connection refused"),
     ],
 )
-def test_transient_start_failure_retries_then_accepts(mock_scout: MockScout, fault: Any) -> None:
+def test_transient_start_failure_retries_then_accepts(
+    mock_scout: MockScout, fault: Any, committed: Committed
+) -> None:
     mock_scout.start_faults = [fault, fault]
-    interaction = start_interaction("agent-1", "hello")
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert interaction.status == "accepted"
     assert len(mock_scout.start_requests()) == 3
@@ -128,10 +137,11 @@ def test_transient_start_failure_retries_then_accepts(mock_scout: MockScout, fau
 
 
 def test_transient_failures_exhausting_retries_fail(
-    mock_scout: MockScout, signal_log: list[Any]
+    mock_scout: MockScout, signal_log: list[Any], committed: Committed
 ) -> None:
     mock_scout.start_faults = [503] * 10
-    interaction = start_interaction("agent-1", "hello")
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert interaction.status == "failed"
     assert interaction.error_code == "http_503"
@@ -145,7 +155,7 @@ def test_transient_failures_exhausting_retries_fail(
     [(422, "validation_error"), (401, "unauthorized"), (403, "forbidden"), (404, "not_found")],
 )
 def test_permanent_start_failure_fails_without_retry(
-    mock_scout: MockScout, signal_log: list[Any], status: int, code: str
+    mock_scout: MockScout, signal_log: list[Any], status: int, code: str, committed: Committed
 ) -> None:
     mock_scout.start_faults = [
         httpx.Response(
@@ -153,7 +163,8 @@ def test_permanent_start_failure_fails_without_retry(
             json={"detail": [{"loc": ["body", "messages"], "msg": "bad", "type": "value_error"}]},
         )
     ]
-    interaction = start_interaction("agent-1", "hello")
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert interaction.status == "failed"
     assert interaction.error_code == code
@@ -165,40 +176,51 @@ def test_permanent_start_failure_fails_without_retry(
 @pytest.mark.parametrize(
     "fault", [httpx.ReadTimeout("read timed out"), 500, httpx.RemoteProtocolError("dropped")]
 )
-def test_ambiguous_start_failure_is_never_repeated(mock_scout: MockScout, fault: Any) -> None:
+def test_ambiguous_start_failure_is_never_repeated(
+    mock_scout: MockScout, fault: Any, committed: Committed
+) -> None:
     mock_scout.start_faults = [fault]
-    interaction = start_interaction("agent-1", "hello")
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert interaction.status == "pending"
     assert interaction.error_code == "start_unconfirmed"
-    start_interaction_task.apply(args=(str(interaction.pk),))
+    with committed():
+        start_interaction_task.apply(args=(str(interaction.pk),))
     assert len(mock_scout.start_requests()) == 1
 
 
-def test_duplicated_start_task_sends_once(mock_scout: MockScout) -> None:
-    interaction = start_interaction("agent-1", "hello")
+def test_duplicated_start_task_sends_once(mock_scout: MockScout, committed: Committed) -> None:
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     for _ in range(3):
-        assert start_interaction_task.apply(args=(str(interaction.pk),)).get() == "skipped"
+        with committed():
+            assert start_interaction_task.apply(args=(str(interaction.pk),)).get() == "skipped"
     assert len(mock_scout.start_requests()) == 1
 
 
 # --- callbacks and events ------------------------------------------------------------------
 
 
-def deliver(interaction: Interaction, **overrides: Any) -> Any:
-    """POST Scout's signed callback for ``interaction`` to the endpoint."""
+def deliver(committed: Committed, interaction: Interaction, **overrides: Any) -> Any:
+    """POST Scout's signed callback for ``interaction`` to the endpoint; process it."""
     payload = callback_payload(str(interaction.session_id), **overrides)
-    return post_callback(Client(), payload, interaction_id=interaction.pk)
+    with committed():
+        return post_callback(Client(), payload, interaction_id=interaction.pk)
 
 
-def accepted(mock_scout: MockScout, **kwargs: Any) -> Interaction:
-    interaction = start_interaction("agent-1", "hello", **kwargs)
+def accepted(committed: Committed) -> Interaction:
+    """An interaction Scout (the ``mock_scout`` fixture) accepted."""
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert interaction.status == "accepted"
     return interaction
 
 
-def test_callback_fetches_events_before_signalling(mock_scout: MockScout) -> None:
+def test_callback_fetches_events_before_signalling(
+    mock_scout: MockScout, committed: Committed
+) -> None:
     mock_scout.events = 7
     seen: list[int] = []
 
@@ -207,9 +229,8 @@ def test_callback_fetches_events_before_signalling(mock_scout: MockScout) -> Non
 
     signals.interaction_succeeded.connect(receiver)
     try:
-        interaction = accepted(mock_scout)
-        payload = callback_payload(str(interaction.session_id))
-        assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
+        interaction = accepted(committed)
+        assert deliver(committed, interaction).status_code == 200
     finally:
         signals.interaction_succeeded.disconnect(receiver)
     interaction.refresh_from_db()
@@ -224,21 +245,19 @@ def test_callback_fetches_events_before_signalling(mock_scout: MockScout) -> Non
     assert events[3].data["data"] == {"text": "t3"}
 
 
-def test_refetch_never_duplicates(mock_scout: MockScout) -> None:
+def test_refetch_never_duplicates(mock_scout: MockScout, committed: Committed) -> None:
     mock_scout.events = 12
-    interaction = accepted(mock_scout)
+    interaction = accepted(committed)
     assert services.fetch_events(interaction) == 12
     assert services.fetch_events(interaction) == 12
     assert InteractionEvent.objects.filter(interaction=interaction).count() == 12
 
 
-def test_event_fetch_failing_then_recovering(mock_scout: MockScout) -> None:
+def test_event_fetch_failing_then_recovering(mock_scout: MockScout, committed: Committed) -> None:
     mock_scout.events = 4
     mock_scout.events_faults = [503, 500]
-    interaction = accepted(mock_scout)
-    post_callback(
-        Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
-    )
+    interaction = accepted(committed)
+    deliver(committed, interaction)
     interaction.refresh_from_db()
     assert interaction.status == "succeeded"
     assert interaction.event_count == 4
@@ -247,13 +266,11 @@ def test_event_fetch_failing_then_recovering(mock_scout: MockScout) -> None:
 
 
 def test_event_fetch_exhausted_completes_with_events_missing(
-    mock_scout: MockScout, signal_log: list[Any]
+    mock_scout: MockScout, signal_log: list[Any], committed: Committed
 ) -> None:
     mock_scout.events_faults = [503] * 50
-    interaction = accepted(mock_scout)
-    post_callback(
-        Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
-    )
+    interaction = accepted(committed)
+    deliver(committed, interaction)
     interaction.refresh_from_db()
     assert interaction.status == "succeeded"
     assert interaction.events_missing is True
@@ -265,25 +282,28 @@ def test_event_fetch_exhausted_completes_with_events_missing(
 
     mock_scout.events_faults = []
     mock_scout.events = 5
-    call_command("scout_fetch_events", "--missing")
+    with committed():
+        call_command("scout_fetch_events", "--missing")
     interaction.refresh_from_db()
     assert (interaction.events_missing, interaction.event_count) == (False, 5)
 
 
 def test_callback_before_accept_is_applied_when_matched(
-    mock_scout: MockScout, signal_log: list[Any]
+    mock_scout: MockScout, signal_log: list[Any], committed: Committed
 ) -> None:
     interaction = Interaction.objects.create(agent_id="agent-1", messages=[{"content": "x"}])
     claimed = services.claim_start(interaction.pk)
     assert claimed is not None
     # Scout calls back before its 202 reaches us.
     payload = callback_payload("sess_early")
-    assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
+    with committed():
+        assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
     interaction.refresh_from_db()
     assert interaction.status == "succeeded"
     assert interaction.session_id == "sess_early"
     # The 202 then arrives; accepting again is a no-op.
-    assert services.accept_interaction(interaction.pk, "sess_early", "https://x/e") is False
+    with committed():
+        assert services.accept_interaction(interaction.pk, "sess_early", "https://x/e") is False
     assert names(signal_log) == [
         "callback_received",
         "interaction_accepted",
@@ -292,12 +312,17 @@ def test_callback_before_accept_is_applied_when_matched(
     ]
 
 
-def test_orphan_callback_by_session_applied_on_accept(mock_scout: MockScout) -> None:
+def test_orphan_callback_by_session_applied_on_accept(
+    mock_scout: MockScout, committed: Committed
+) -> None:
     payload = callback_payload("sess_1")  # MockScout's first session id
-    assert post_callback(Client(), payload).status_code == 200
+    with committed():
+        assert post_callback(Client(), payload).status_code == 200
     delivery = CallbackDelivery.objects.get()
     assert delivery.processed_at is None
-    interaction = start_interaction("agent-1", "hello")
+    assert delivery.processing_attempts == 1  # tried at once, kept for when its interaction comes
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     delivery.refresh_from_db()
     assert interaction.status == "succeeded"
@@ -306,14 +331,13 @@ def test_orphan_callback_by_session_applied_on_accept(mock_scout: MockScout) -> 
 
 
 def test_second_distinct_callback_does_not_change_terminal_status(
-    mock_scout: MockScout, signal_log: list[Any]
+    mock_scout: MockScout, signal_log: list[Any], committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
-    post_callback(
-        Client(), callback_payload(str(interaction.session_id)), interaction_id=interaction.pk
-    )
+    interaction = accepted(committed)
+    deliver(committed, interaction)
     late = callback_payload(str(interaction.session_id), status="failed", error={"code": "x"})
-    post_callback(Client(), late, interaction_id=interaction.pk)
+    with committed():
+        post_callback(Client(), late, interaction_id=interaction.pk)
     interaction.refresh_from_db()
     assert interaction.status == "succeeded"
     assert names(signal_log).count("interaction_completed") == 1
@@ -325,16 +349,22 @@ def test_second_distinct_callback_does_not_change_terminal_status(
     )
 
 
-def test_callback_with_mismatched_session_is_rejected(mock_scout: MockScout) -> None:
-    interaction = accepted(mock_scout)
-    post_callback(Client(), callback_payload("sess_other"), interaction_id=interaction.pk)
+def test_callback_with_mismatched_session_is_rejected(
+    mock_scout: MockScout, committed: Committed
+) -> None:
+    interaction = accepted(committed)
+    with committed():
+        post_callback(Client(), callback_payload("sess_other"), interaction_id=interaction.pk)
     interaction.refresh_from_db()
     assert interaction.status == "accepted"
     assert "does not match" in CallbackDelivery.objects.get().processing_error
 
 
 def test_receiver_that_raises_is_logged_and_transition_stands(
-    mock_scout: MockScout, caplog: pytest.LogCaptureFixture, signal_log: list[Any]
+    mock_scout: MockScout,
+    caplog: pytest.LogCaptureFixture,
+    signal_log: list[Any],
+    committed: Committed,
 ) -> None:
     def broken(sender: Any, **kwargs: Any) -> None:
         raise RuntimeError("host bug")
@@ -342,13 +372,9 @@ def test_receiver_that_raises_is_logged_and_transition_stands(
     signals.interaction_succeeded.connect(broken)
     try:
         with override_settings(SCOUT={**BASE_SCOUT, "FETCH_EVENTS": False}):
-            interaction = accepted(mock_scout)
+            interaction = accepted(committed)
             with caplog.at_level(logging.ERROR, logger="django_scout"):
-                post_callback(
-                    Client(),
-                    callback_payload(str(interaction.session_id)),
-                    interaction_id=interaction.pk,
-                )
+                deliver(committed, interaction)
     finally:
         signals.interaction_succeeded.disconnect(broken)
     interaction.refresh_from_db()
@@ -361,53 +387,66 @@ def test_receiver_that_raises_is_logged_and_transition_stands(
 
 
 def test_reconcile_times_out_silent_interactions(
-    mock_scout: MockScout, signal_log: list[Any]
+    mock_scout: MockScout, signal_log: list[Any], committed: Committed
 ) -> None:
-    interaction = accepted(mock_scout)
+    interaction = accepted(committed)
     Interaction.objects.filter(pk=interaction.pk).update(
         accepted_at=timezone.now() - timedelta(days=2)
     )
-    report = services.reconcile()
+    with committed():
+        report = services.reconcile()
     interaction.refresh_from_db()
     assert report.timed_out == [str(interaction.pk)]
     assert (interaction.status, interaction.error_code) == ("failed", "callback_timeout")
     assert names(signal_log)[-2:] == ["interaction_failed", "interaction_completed"]
-    assert services.reconcile().timed_out == []
+    with committed():
+        assert services.reconcile().timed_out == []
 
 
-def test_reconcile_reprocesses_stored_deliveries(mock_scout: MockScout) -> None:
-    interaction = accepted(mock_scout)
-    payload = callback_payload(str(interaction.session_id))
+def test_reconcile_reprocesses_stored_deliveries(
+    mock_scout: MockScout, committed: Committed
+) -> None:
+    interaction = accepted(committed)
     from unittest import mock
 
     with mock.patch("django_scout.tasks.process_callbacks_task.apply_async", side_effect=OSError):
-        assert post_callback(Client(), payload, interaction_id=interaction.pk).status_code == 200
+        assert deliver(committed, interaction).status_code == 200
     delivery = CallbackDelivery.objects.get()
     assert delivery.processed_at is None
-    assert services.reconcile().requeued_deliveries == []  # not due before RECONCILE_GRACE
-    report = services.reconcile(now=timezone.now() + timedelta(minutes=2))
+    with committed():
+        assert services.reconcile().requeued_deliveries == []  # not due before RECONCILE_GRACE
+    with committed():
+        report = services.reconcile(now=timezone.now() + timedelta(minutes=2))
     assert report.requeued_deliveries == [delivery.pk]
     interaction.refresh_from_db()
     assert interaction.status == "succeeded"
 
 
-def test_reconcile_restarts_never_started_interactions(mock_scout: MockScout) -> None:
+def test_reconcile_restarts_never_started_interactions(
+    mock_scout: MockScout, committed: Committed
+) -> None:
     from unittest import mock
 
-    with mock.patch("django_scout.tasks.start_interaction_task.apply_async", side_effect=OSError):
+    with (
+        mock.patch("django_scout.tasks.start_interaction_task.apply_async", side_effect=OSError),
+        committed(),
+    ):
         interaction = start_interaction("agent-1", "hello")
     assert mock_scout.start_requests() == []
-    assert services.reconcile().requeued_starts == []  # not due before RECONCILE_GRACE
+    with committed():
+        assert services.reconcile().requeued_starts == []  # not due before RECONCILE_GRACE
     later = timezone.now() + timedelta(minutes=2)
-    assert services.reconcile(now=later).requeued_starts == [str(interaction.pk)]
+    with committed():
+        assert services.reconcile(now=later).requeued_starts == [str(interaction.pk)]
     interaction.refresh_from_db()
     assert interaction.status == "accepted"
 
 
-def test_prune_deletes_old_events_and_processed_deliveries(mock_scout: MockScout) -> None:
-    interaction = accepted(mock_scout)
-    payload = callback_payload(str(interaction.session_id), completed_at=timezone.now().isoformat())
-    post_callback(Client(), payload, interaction_id=interaction.pk)
+def test_prune_deletes_old_events_and_processed_deliveries(
+    mock_scout: MockScout, committed: Committed
+) -> None:
+    interaction = accepted(committed)
+    deliver(committed, interaction, completed_at=timezone.now().isoformat())
     assert InteractionEvent.objects.count() == 3
     assert services.prune(30) == {"events": 0, "run_events": 0, "deliveries": 0}
     later = timezone.now() + timedelta(days=31)
@@ -417,7 +456,9 @@ def test_prune_deletes_old_events_and_processed_deliveries(mock_scout: MockScout
         services.prune(-1)
 
 
-def test_transient_database_error_in_a_task_is_retried(mock_scout: MockScout) -> None:
+def test_transient_database_error_in_a_task_is_retried(
+    mock_scout: MockScout, committed: Committed
+) -> None:
     from unittest import mock
 
     from django.db import OperationalError
@@ -431,7 +472,7 @@ def test_transient_database_error_in_a_task_is_retried(mock_scout: MockScout) ->
             raise OperationalError("database is locked")
         return real_claim(interaction_id)
 
-    with mock.patch.object(interactions, "claim_start", side_effect=flaky_claim):
+    with mock.patch.object(interactions, "claim_start", side_effect=flaky_claim), committed():
         interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     assert len(calls) == 2

@@ -22,10 +22,12 @@ from django.test import Client, override_settings
 from django_scout.api import run_workflow, start_interaction, trigger_workflow_webhook
 from django_scout.models import CallbackDelivery, Interaction, WorkflowRun
 from django_scout.testing import FakeScout, WorkflowBehaviour
-from tests.helpers import SECRET, callback_payload, post_callback
+from tests.helpers import SECRET, Committed, callback_payload, post_callback
 from tests.mock_scout import MockScout
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Rolled back after each test; each call that commits in production (a request, a service
+# call) runs under ``committed()``, which runs its on_commit callbacks as it ends.
+pytestmark = pytest.mark.django_db
 
 API_KEY = "sk-live-tests-4f9a8b7c6d5e"
 BEARER = "tok_bearer_0a1b2c3d4e5f"
@@ -79,22 +81,27 @@ def assert_nowhere(secrets: tuple[str, ...], *places: str) -> None:
             assert secret not in place
 
 
-def started() -> Interaction:
+def started(committed: Committed) -> Interaction:
     """A new interaction, reloaded after its (eager) start task ran."""
-    interaction = start_interaction("agent-1", "hello")
+    with committed():
+        interaction = start_interaction("agent-1", "hello")
     interaction.refresh_from_db()
     return interaction
 
 
 def deliver(
-    interaction: Interaction, headers: dict[str, str] | None = None, **overrides: Any
+    committed: Committed,
+    interaction: Interaction,
+    headers: dict[str, str] | None = None,
+    **overrides: Any,
 ) -> Interaction:
-    """POST Scout's signed callback for ``interaction`` (with extra ``headers``); returns the
-    interaction reloaded."""
+    """POST Scout's signed callback for ``interaction`` (with extra ``headers``) and process
+    it; returns the interaction reloaded."""
     payload = callback_payload(str(interaction.session_id), **overrides)
-    response = post_callback(
-        Client(), payload, interaction_id=interaction.pk, extra_headers=headers
-    )
+    with committed():
+        response = post_callback(
+            Client(), payload, interaction_id=interaction.pk, extra_headers=headers
+        )
     assert response.status_code == 200
     interaction.refresh_from_db()
     return interaction
@@ -111,11 +118,15 @@ def interaction_pages(client: Client, interaction: Interaction) -> str:
 
 @pytest.mark.parametrize("status", [401, 500, 503])
 def test_api_key_echoed_by_a_failed_start_leaks_nowhere(
-    mock_scout: MockScout, admin_client: Client, caplog: pytest.LogCaptureFixture, status: int
+    mock_scout: MockScout,
+    admin_client: Client,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    committed: Committed,
 ) -> None:
     echo = {"detail": f"key {API_KEY} refused", "seen": {"Authorization": f"Bearer {API_KEY}"}}
     mock_scout.start_faults = [httpx.Response(status, json=echo) for _ in range(5)]
-    interaction = started()
+    interaction = started(committed)
     assert interaction.error_message  # there is something to look at
     assert_nowhere(
         (API_KEY,),
@@ -129,11 +140,14 @@ def test_api_key_echoed_by_a_failed_start_leaks_nowhere(
 
 
 def test_bearer_token_in_an_event_fetch_error_leaks_nowhere(
-    mock_scout: MockScout, admin_client: Client, caplog: pytest.LogCaptureFixture
+    mock_scout: MockScout,
+    admin_client: Client,
+    caplog: pytest.LogCaptureFixture,
+    committed: Committed,
 ) -> None:
     proxy_page = f"gateway rejected Authorization: Bearer {BEARER} and key {API_KEY}"
     mock_scout.events_faults = [httpx.Response(500, text=proxy_page) for _ in range(5)]
-    interaction = deliver(started())
+    interaction = deliver(committed, started(committed))
     assert interaction.events_missing
     assert interaction.events_error
     assert_nowhere(
@@ -148,10 +162,13 @@ def test_bearer_token_in_an_event_fetch_error_leaks_nowhere(
 
 
 def test_secrets_in_a_callback_error_message_are_stored_and_shown_masked(
-    mock_scout: MockScout, admin_client: Client, caplog: pytest.LogCaptureFixture
+    mock_scout: MockScout,
+    admin_client: Client,
+    caplog: pytest.LogCaptureFixture,
+    committed: Committed,
 ) -> None:
     error = {"code": "tool_failed", "message": f"tool sent Bearer {BEARER} with {API_KEY}"}
-    interaction = deliver(started(), status="failed", error=error)
+    interaction = deliver(committed, started(committed), status="failed", error=error)
     assert (interaction.status, interaction.error_code) == ("failed", "tool_failed")
     assert interaction.error_message == "tool sent Bearer *** with ***"
     assert_nowhere(
@@ -167,7 +184,10 @@ def test_secrets_in_a_callback_error_message_are_stored_and_shown_masked(
 
 
 def test_credential_headers_of_a_callback_are_stored_and_shown_masked(
-    mock_scout: MockScout, admin_client: Client, caplog: pytest.LogCaptureFixture
+    mock_scout: MockScout,
+    admin_client: Client,
+    caplog: pytest.LogCaptureFixture,
+    committed: Committed,
 ) -> None:
     secrets = {
         "X-Scout-Token": SCOUT_TOKEN,
@@ -177,7 +197,7 @@ def test_credential_headers_of_a_callback_are_stored_and_shown_masked(
         "X-Partner-Credential": "partner_cred_27182",
     }
     extra = {**secrets, "User-Agent": "Scout/1.0", "X-Request-Id": "req-1"}
-    interaction = deliver(started(), headers=extra)
+    interaction = deliver(committed, started(committed), headers=extra)
     stored = {k.lower(): v for k, v in CallbackDelivery.objects.get().headers.items()}
     assert stored["user-agent"] == "Scout/1.0"
     assert stored["x-request-id"] == "req-1"
@@ -207,13 +227,14 @@ def fake(fake_scout: FakeScout) -> Iterator[FakeScout]:
 
 @pytest.mark.fake_scout(api_key=API_KEY)
 def test_webhook_token_echoed_in_an_error_leaks_nowhere(
-    fake: FakeScout, admin_client: Client, caplog: pytest.LogCaptureFixture
+    fake: FakeScout, admin_client: Client, caplog: pytest.LogCaptureFixture, committed: Committed
 ) -> None:
     fake.workflow("wf")
     url = fake.webhook_url("wf", token=WEBHOOK_TOKEN)
     echo = {"detail": f"no trigger at {url}", "token": WEBHOOK_TOKEN}
     fake.fail_next("POST", "/v1/workflows/*", 404, body=echo)
-    run = trigger_workflow_webhook(url, {"order": 7})
+    with committed():
+        run = trigger_workflow_webhook(url, {"order": 7})
     run.refresh_from_db()
     assert run.status == "failed"
     assert run.error_message
@@ -229,11 +250,16 @@ def test_webhook_token_echoed_in_an_error_leaks_nowhere(
 @pytest.mark.fake_scout(api_key=API_KEY)
 @pytest.mark.parametrize("stream", [False, True])
 def test_api_key_in_a_workflow_failure_message_is_stored_and_shown_masked(
-    fake: FakeScout, admin_client: Client, caplog: pytest.LogCaptureFixture, stream: bool
+    fake: FakeScout,
+    admin_client: Client,
+    caplog: pytest.LogCaptureFixture,
+    stream: bool,
+    committed: Committed,
 ) -> None:
     message = f"block 2 called the API with {API_KEY} and api_key={BEARER}"
     fake.workflow("wf", WorkflowBehaviour(outcome="failed", error_message=message))
-    run = run_workflow("wf", stream=stream)
+    with committed():
+        run = run_workflow("wf", stream=stream)
     run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "workflow_failed")
     assert "block 2 called the API with ***" in run.error_message

@@ -22,7 +22,8 @@ NOW = 1_709_651_400
 
 
 def seed_recipe(raw_body: bytes, timestamp: int, secret: str) -> str:
-    """The verification recipe of seeds/000, written out independently of our module."""
+    """The verification recipe of Scout's async-interactions guide, written out independently
+    of our module."""
     signed_string = f"{timestamp}.{raw_body.decode('utf-8')}"
     digest = hmac.new(secret.encode("utf-8"), signed_string.encode("utf-8"), hashlib.sha256)
     return base64.b64encode(digest.digest()).decode("utf-8")

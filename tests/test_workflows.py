@@ -20,8 +20,11 @@ from django_scout.models import WorkflowRun, WorkflowRunEvent
 from django_scout.services import workflows
 from django_scout.tasks import run_workflow_task
 from django_scout.testing import AppBehaviour, FakeScout, WorkflowBehaviour
+from tests.helpers import Committed
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Rolled back after each test; each call that commits in production (a service call, a
+# task) runs under ``committed()``, which runs its on_commit callbacks (the eager task) as it ends.
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
@@ -62,8 +65,10 @@ def fresh(run: WorkflowRun) -> WorkflowRun:
         (lambda: execute_app(""), "app_id"),
     ],
 )
-def test_invalid_input_raises_and_saves_nothing(call: Any, fragment: str) -> None:
-    with pytest.raises(ValueError, match=fragment):
+def test_invalid_input_raises_and_saves_nothing(
+    call: Any, fragment: str, committed: Committed
+) -> None:
+    with committed(), pytest.raises(ValueError, match=fragment):
         call()
     assert not WorkflowRun.objects.exists()
 
@@ -72,9 +77,13 @@ def test_invalid_input_raises_and_saves_nothing(call: Any, fragment: str) -> Non
 
 
 @pytest.mark.parametrize("shape", ["sdk", "docs"])
-def test_plain_run_both_shapes(fake_scout: FakeScout, signal_log: list[Any], shape: Any) -> None:
+def test_plain_run_both_shapes(
+    fake_scout: FakeScout, signal_log: list[Any], shape: Any, committed: Committed
+) -> None:
     fake_scout.workflow("wf", WorkflowBehaviour(shape=shape, outputs={"urgency": "high"}))
-    run = fresh(run_workflow("wf", {"ticket": 1}, environment="staging", revision_id="r1"))
+    with committed():
+        run = run_workflow("wf", {"ticket": 1}, environment="staging", revision_id="r1")
+    run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.outputs == {"urgency": "high"}
     assert run.scout_run_id
@@ -93,18 +102,22 @@ def test_plain_run_both_shapes(fake_scout: FakeScout, signal_log: list[Any], sha
 
 
 @pytest.mark.parametrize("shape", ["sdk", "docs"])
-def test_plain_run_failure(fake_scout: FakeScout, signal_log: list[Any], shape: Any) -> None:
+def test_plain_run_failure(
+    fake_scout: FakeScout, signal_log: list[Any], shape: Any, committed: Committed
+) -> None:
     fake_scout.workflow(
         "wf", WorkflowBehaviour(shape=shape, outcome="failed", error_message="block 2 broke")
     )
-    run = fresh(run_workflow("wf"))
+    with committed():
+        run = run_workflow("wf")
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "workflow_failed")
     if shape == "sdk":
         assert "block 2 broke" in run.error_message
     assert names(signal_log) == ["workflow_run_failed", "workflow_run_completed"]
 
 
-def test_scout_422_fails_the_run(fake_scout: FakeScout) -> None:
+def test_scout_422_fails_the_run(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.workflow("wf")
     fake_scout.fail_next(
         "POST",
@@ -112,48 +125,63 @@ def test_scout_422_fails_the_run(fake_scout: FakeScout) -> None:
         422,
         body={"detail": [{"loc": ["query", "environment"], "msg": "bad", "type": "enum"}]},
     )
-    run = fresh(run_workflow("wf"))
+    with committed():
+        run = run_workflow("wf")
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "validation_error")
     assert "query.environment" in run.error_message
     assert len(fake_scout.requests_matching("POST", "/v2/workflows/*")) == 1
 
 
 @pytest.mark.parametrize("status", [503, 429, 502])
-def test_transient_errors_retry_without_running_twice(fake_scout: FakeScout, status: int) -> None:
+def test_transient_errors_retry_without_running_twice(
+    fake_scout: FakeScout, status: int, committed: Committed
+) -> None:
     fake_scout.workflow("wf")
     fake_scout.fail_next("POST", "/v2/workflows/*", status, times=2, retry_after=0)
-    run = fresh(run_workflow("wf"))
+    with committed():
+        run = run_workflow("wf")
+    run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.start_attempts == 3
     assert len(fake_scout.workflow_runs) == 1
 
 
-def test_retries_exhausted_fail(fake_scout: FakeScout) -> None:
+def test_retries_exhausted_fail(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.workflow("wf")
     fake_scout.fail_next("POST", "/v2/workflows/*", 503, times=10)
-    run = fresh(run_workflow("wf"))
+    with committed():
+        run = run_workflow("wf")
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "http_503")
     assert len(fake_scout.requests_matching("POST", "/v2/workflows/*")) == 4
 
 
 @pytest.mark.parametrize("fault", [{"status": 500}, {"drop_connection": True}])
-def test_ambiguous_failure_is_not_repeated(fake_scout: FakeScout, fault: dict[str, Any]) -> None:
+def test_ambiguous_failure_is_not_repeated(
+    fake_scout: FakeScout, fault: dict[str, Any], committed: Committed
+) -> None:
     fake_scout.workflow("wf")
     fake_scout.fail_next("POST", "/v2/workflows/*", **fault)
-    run = fresh(run_workflow("wf"))
+    with committed():
+        run = run_workflow("wf")
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "outcome_unknown")
     assert len(fake_scout.requests_matching("POST", "/v2/workflows/*")) == 1
-    assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
+    with committed():
+        assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
 
 
 # --- streamed runs ---------------------------------------------------------------------------
 
 
 def test_streamed_run_stores_every_event_in_order(
-    fake_scout: FakeScout, signal_log: list[Any]
+    fake_scout: FakeScout, signal_log: list[Any], committed: Committed
 ) -> None:
     fake_scout.workflow("wf", WorkflowBehaviour(blocks=2, outputs={"answer": "42"}))
-    run = fresh(run_workflow("wf", {"q": 1}, stream=True))
+    with committed():
+        run = run_workflow("wf", {"q": 1}, stream=True)
+    run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.outputs == {"answer": "42"}
     (recorded,) = fake_scout.workflow_runs
@@ -167,9 +195,13 @@ def test_streamed_run_stores_every_event_in_order(
     assert names(signal_log) == ["workflow_run_succeeded", "workflow_run_completed"]
 
 
-def test_streamed_failure_takes_message_from_last_event(fake_scout: FakeScout) -> None:
+def test_streamed_failure_takes_message_from_last_event(
+    fake_scout: FakeScout, committed: Committed
+) -> None:
     fake_scout.workflow("wf", WorkflowBehaviour(outcome="failed", error_message="LLM quota"))
-    run = fresh(run_workflow("wf", stream=True))
+    with committed():
+        run = run_workflow("wf", stream=True)
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "workflow_failed")
     assert "LLM quota" in run.error_message
     assert run.events.last() is not None
@@ -179,17 +211,23 @@ def test_streamed_failure_takes_message_from_last_event(fake_scout: FakeScout) -
 @pytest.mark.parametrize(
     ("mode", "code"), [("clean", "stream_incomplete"), ("abort", "stream_interrupted")]
 )
-def test_stream_cut_off_midway_fails_clearly(fake_scout: FakeScout, mode: Any, code: str) -> None:
+def test_stream_cut_off_midway_fails_clearly(
+    fake_scout: FakeScout, mode: Any, code: str, committed: Committed
+) -> None:
     fake_scout.workflow("wf", WorkflowBehaviour(blocks=3, cut_off_after=4, cut_off_mode=mode))
-    run = fresh(run_workflow("wf", stream=True))
+    with committed():
+        run = run_workflow("wf", stream=True)
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", code)
     assert WorkflowRunEvent.objects.filter(run=run).count() == 4
     assert len(fake_scout.workflow_runs) == 1
 
 
-def test_unknown_stream_events_are_kept(fake_scout: FakeScout) -> None:
+def test_unknown_stream_events_are_kept(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.workflow("wf", WorkflowBehaviour(unknown_event_name="brand_new_event"))
-    run = fresh(run_workflow("wf", stream=True))
+    with committed():
+        run = run_workflow("wf", stream=True)
+    run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.events.filter(name="brand_new_event").exists()
 
@@ -197,18 +235,24 @@ def test_unknown_stream_events_are_kept(fake_scout: FakeScout) -> None:
 # --- config runs -----------------------------------------------------------------------------
 
 
-def test_config_run_streams_by_default(fake_scout: FakeScout) -> None:
+def test_config_run_streams_by_default(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.default_workflow = WorkflowBehaviour(outputs={"x": 1})
-    run = fresh(run_workflow_with_config({"blocks": []}, {"a": 1}, workflow_key="key-1"))
+    with committed():
+        run = run_workflow_with_config({"blocks": []}, {"a": 1}, workflow_key="key-1")
+    run.refresh_from_db()
     assert (run.kind, run.stream, run.status) == ("workflow_config", True, "succeeded")
     assert run.outputs == {"x": 1}
     assert fake_scout.workflow_runs[-1].workflow_config == {"blocks": []}
 
 
 @pytest.mark.parametrize(("answer", "status"), [("run", "succeeded"), ("event", "running")])
-def test_config_run_plain_answers(fake_scout: FakeScout, answer: Any, status: str) -> None:
+def test_config_run_plain_answers(
+    fake_scout: FakeScout, answer: Any, status: str, committed: Committed
+) -> None:
     fake_scout.default_workflow = WorkflowBehaviour(config_response=answer)
-    run = fresh(run_workflow_with_config({}, stream=False))
+    with committed():
+        run = run_workflow_with_config({}, stream=False)
+    run.refresh_from_db()
     assert run.status == status
     assert run.scout_run_id
 
@@ -217,13 +261,15 @@ def test_config_run_plain_answers(fake_scout: FakeScout, answer: Any, status: st
 
 
 def test_webhook_trigger_masks_its_token_everywhere(
-    fake_scout: FakeScout, caplog: pytest.LogCaptureFixture
+    fake_scout: FakeScout, caplog: pytest.LogCaptureFixture, committed: Committed
 ) -> None:
     fake_scout.workflow("wf")
     url = fake_scout.webhook_url("wf")
     token = url.rsplit("/", 1)[1]
     with caplog.at_level(logging.DEBUG):
-        run = fresh(trigger_workflow_webhook(url, {"order": 7}))
+        with committed():
+            run = trigger_workflow_webhook(url, {"order": 7})
+        run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.workflow_id == "wf"
     assert fake_scout.workflow_runs[-1].inputs == {"webhook_body": {"order": 7}}
@@ -233,11 +279,15 @@ def test_webhook_trigger_masks_its_token_everywhere(
     assert "***" in run.target
 
 
-def test_webhook_trigger_failure_message_is_masked(fake_scout: FakeScout) -> None:
+def test_webhook_trigger_failure_message_is_masked(
+    fake_scout: FakeScout, committed: Committed
+) -> None:
     fake_scout.workflow("wf")
     good = fake_scout.webhook_url("wf")
     bad = good.rsplit("/", 1)[0] + "/wrong-secret-token"
-    run = fresh(trigger_workflow_webhook(bad, {}))
+    with committed():
+        run = trigger_workflow_webhook(bad, {})
+    run.refresh_from_db()
     assert run.status == "failed"
     assert run.error_code in ("unauthorized", "not_found")
     assert "wrong-secret-token" not in run.error_message
@@ -246,17 +296,21 @@ def test_webhook_trigger_failure_message_is_masked(fake_scout: FakeScout) -> Non
 # --- apps ------------------------------------------------------------------------------------
 
 
-def test_app_plain(fake_scout: FakeScout) -> None:
+def test_app_plain(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.app("app1", AppBehaviour(tokens=["Hel", "lo"]))
-    run = fresh(execute_app("app1", {"input": "hi"}))
+    with committed():
+        run = execute_app("app1", {"input": "hi"})
+    run.refresh_from_db()
     assert (run.kind, run.status) == ("app", "succeeded")
     assert run.scout_run_id
     assert run.outputs
 
 
-def test_app_stream_accumulates_tokens(fake_scout: FakeScout) -> None:
+def test_app_stream_accumulates_tokens(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.app("app1", AppBehaviour(tokens=["Hel", "lo"], start_message="Thinking"))
-    run = fresh(execute_app("app1", {"input": "hi"}, stream=True))
+    with committed():
+        run = execute_app("app1", {"input": "hi"}, stream=True)
+    run.refresh_from_db()
     assert run.status == "succeeded"
     kinds = list(run.events.order_by("sequence").values_list("name", flat=True))
     assert kinds == ["start_message", "message", "message"]
@@ -265,26 +319,36 @@ def test_app_stream_accumulates_tokens(fake_scout: FakeScout) -> None:
     assert block == {"output": "Hello"}
 
 
-def test_app_stream_error_event_fails(fake_scout: FakeScout) -> None:
+def test_app_stream_error_event_fails(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.app("app1", AppBehaviour(tokens=["a"], error="vector store offline"))
-    run = fresh(execute_app("app1", stream=True))
+    with committed():
+        run = execute_app("app1", stream=True)
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "app_error")
     assert "vector store offline" in run.error_message
 
 
-def test_app_stream_without_done_fails(fake_scout: FakeScout) -> None:
+def test_app_stream_without_done_fails(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.app("app1", AppBehaviour(tokens=["a"], done_sentinel=None))
-    run = fresh(execute_app("app1", stream=True))
+    with committed():
+        run = execute_app("app1", stream=True)
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "stream_incomplete")
 
 
 # --- re-running ------------------------------------------------------------------------------
 
 
-def test_rerun_repeats_parameters(fake_scout: FakeScout, signal_log: list[Any]) -> None:
+def test_rerun_repeats_parameters(
+    fake_scout: FakeScout, signal_log: list[Any], committed: Committed
+) -> None:
     fake_scout.workflow("wf", WorkflowBehaviour(shape="docs"))
-    first = fresh(run_workflow("wf", {"n": 1}, environment="development", stream=True))
-    second = fresh(rerun(first))
+    with committed():
+        first = run_workflow("wf", {"n": 1}, environment="development", stream=True)
+    first.refresh_from_db()
+    with committed():
+        second = rerun(first)
+    second.refresh_from_db()
     assert second.pk != first.pk
     assert second.rerun_of_id == first.pk
     assert (second.workflow_id, second.inputs, second.environment, second.stream) == (
@@ -298,11 +362,13 @@ def test_rerun_repeats_parameters(fake_scout: FakeScout, signal_log: list[Any]) 
     assert names(signal_log).count("workflow_run_completed") == 2
 
 
-def test_duplicated_task_runs_once(fake_scout: FakeScout) -> None:
+def test_duplicated_task_runs_once(fake_scout: FakeScout, committed: Committed) -> None:
     fake_scout.workflow("wf")
-    run = run_workflow("wf")
+    with committed():
+        run = run_workflow("wf")
     for _ in range(3):
-        assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
+        with committed():
+            assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
     assert len(fake_scout.workflow_runs) == 1
 
 
@@ -315,13 +381,19 @@ def test_duplicated_task_runs_once(fake_scout: FakeScout) -> None:
     ids=["after-scout-answered", "on-the-last-retry", "mid-stream"],
 )
 def test_an_unexpected_error_in_a_run_ends_it_failed(
-    fake_scout: FakeScout, signal_log: list[Any], faults: int, stream: bool, target: str
+    fake_scout: FakeScout,
+    signal_log: list[Any],
+    faults: int,
+    stream: bool,
+    target: str,
+    committed: Committed,
 ) -> None:
     fake_scout.workflow("wf", WorkflowBehaviour(blocks=1))
     if faults:  # retry-safe failures first: TASK_MAX_RETRIES (3) of them
         fake_scout.fail_next("POST", "/v2/workflows/*", 503, times=faults, retry_after=0)
-    with mock.patch.object(workflows, target, side_effect=RuntimeError("boom")):
-        run = fresh(run_workflow("wf", stream=stream))
+    with mock.patch.object(workflows, target, side_effect=RuntimeError("boom")), committed():
+        run = run_workflow("wf", stream=stream)
+    run.refresh_from_db()
     assert (run.status, run.error_code) == ("failed", "processing_error")
     assert "RuntimeError: boom" in run.error_message
     assert run.completed_at is not None
@@ -329,14 +401,17 @@ def test_an_unexpected_error_in_a_run_ends_it_failed(
     assert len(fake_scout.workflow_runs) == 1
     assert names(signal_log) == ["workflow_run_failed", "workflow_run_completed"]
     # Never sent again.
-    assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
+    with committed():
+        assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
     assert len(fake_scout.workflow_runs) == 1
 
 
 # --- housekeeping ----------------------------------------------------------------------------
 
 
-def test_reconcile_reenqueues_runs_the_broker_lost(fake_scout: FakeScout) -> None:
+def test_reconcile_reenqueues_runs_the_broker_lost(
+    fake_scout: FakeScout, committed: Committed
+) -> None:
     from datetime import timedelta
     from unittest import mock
 
@@ -345,16 +420,21 @@ def test_reconcile_reenqueues_runs_the_broker_lost(fake_scout: FakeScout) -> Non
     from django_scout import services, tasks
 
     fake_scout.workflow("wf")
-    with mock.patch.object(tasks.run_workflow_task, "apply_async", side_effect=OSError("down")):
+    with (
+        mock.patch.object(tasks.run_workflow_task, "apply_async", side_effect=OSError("down")),
+        committed(),
+    ):
         run = run_workflow("wf")
     assert fresh(run).status == "pending"
-    assert services.reconcile().requeued_runs == []  # not due before RECONCILE_GRACE
+    with committed():
+        assert services.reconcile().requeued_runs == []  # not due before RECONCILE_GRACE
     later = timezone.now() + timedelta(minutes=2)
-    assert services.reconcile(now=later).requeued_runs == [str(run.pk)]
+    with committed():
+        assert services.reconcile(now=later).requeued_runs == [str(run.pk)]
     assert fresh(run).status == "succeeded"
 
 
-def test_reconcile_times_out_stuck_runs(signal_log: list[Any]) -> None:
+def test_reconcile_times_out_stuck_runs(signal_log: list[Any], committed: Committed) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -367,14 +447,15 @@ def test_reconcile_times_out_stuck_runs(signal_log: list[Any]) -> None:
     fresh_run = WorkflowRun.objects.create(
         workflow_id="wf", status="running", started_at=timezone.now()
     )
-    report = services.reconcile()
+    with committed():
+        report = services.reconcile()
     assert report.timed_out_runs == [str(stuck.pk)]
     assert (fresh(stuck).status, fresh(stuck).error_code) == ("failed", "run_timeout")
     assert fresh(fresh_run).status == "running"
     assert names(signal_log) == ["workflow_run_failed", "workflow_run_completed"]
 
 
-def test_prune_deletes_old_run_events(fake_scout: FakeScout) -> None:
+def test_prune_deletes_old_run_events(fake_scout: FakeScout, committed: Committed) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
@@ -382,7 +463,9 @@ def test_prune_deletes_old_run_events(fake_scout: FakeScout) -> None:
     from django_scout import services
 
     fake_scout.workflow("wf", WorkflowBehaviour(blocks=1))
-    run = fresh(run_workflow("wf", stream=True))
+    with committed():
+        run = run_workflow("wf", stream=True)
+    run.refresh_from_db()
     count = run.events.count()
     assert count > 0
     assert services.prune(7)["run_events"] == 0

@@ -186,13 +186,13 @@ class AgentStreamDecoder:
 
 
 def parse_workflow_run(response: httpx.Response) -> WorkflowRunResult:
-    """The answer of ``workflows.run`` (W1)."""
+    """The answer of ``workflows.run`` (``POST v2/workflows/{workflow_id}/execute``)."""
     return normalize_workflow_result(_json_of(response, "the workflow run"))
 
 
 def parse_run_with_config(response: httpx.Response) -> WorkflowRunResult:
-    """The answer of ``workflows.run_with_config`` (W3): JSON (a run response or one event) or,
-    when Scout streams anyway, SSE folded into one result."""
+    """The answer of ``workflows.run_with_config`` (``POST v2/workflows/execute``): JSON (a run
+    response or one event) or, when Scout streams anyway, SSE folded into one result."""
     if "text/event-stream" not in response.headers.get("content-type", "").lower():
         return parse_workflow_run(response)
     decoder = WorkflowStreamDecoder()

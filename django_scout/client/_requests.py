@@ -94,7 +94,8 @@ def interact_async_request(
     variables: Any,
     tags: Sequence[str] | None,
 ) -> RequestSpec:
-    """A5/A6 (``world``) or the guide's ``v1/agents/{id}/interact`` (``v1``)."""
+    """``POST world/{agent_id}[/{session_id}]/_interact_async`` (``world``, the API reference's
+    path) or ``POST v1/agents/{agent_id}/interact`` (``v1``, the async-interactions guide's)."""
     agent = _seg(agent_id, "agent_id")
     wire_messages = build_messages(message, messages)
     body: dict[str, Any] = {}
@@ -132,7 +133,7 @@ def agent_interaction_request(
     tags: Sequence[str] | None,
     revision_id: str | None,
 ) -> RequestSpec:
-    """A1-A4: ``world/{agent_id}[/{session_id}]/_interact`` (stream) or ``_interact_sync``."""
+    """``POST world/{agent_id}[/{session_id}]/_interact`` (stream) or ``.../_interact_sync``."""
     agent = _seg(agent_id, "agent_id")
     body: dict[str, Any] = {"messages": build_messages(message, messages)}
     body.update(_interaction_extras(metadata, variables, tags))
@@ -146,12 +147,12 @@ def agent_interaction_request(
 
 
 def agents_list_request(config: ClientConfig) -> RequestSpec:
-    """A7: ``GET agents``."""
+    """``GET agents``: every agent of the organisation."""
     return _api(config, "GET", "agents")
 
 
 def agent_get_request(config: ClientConfig, agent_id: str) -> RequestSpec:
-    """A9: ``GET agents/{agent_id}/active``."""
+    """``GET agents/{agent_id}/active``: the agent and its active revision."""
     return _api(config, "GET", f"agents/{_seg(agent_id, 'agent_id')}/active")
 
 
@@ -184,7 +185,8 @@ def workflow_execute_request(
     revision_id: str | None,
     session_id: str | None,
 ) -> RequestSpec:
-    """W1/W2: ``POST v2/workflows/{workflow_id}/execute`` with ``streaming`` false/true."""
+    """``POST v2/workflows/{workflow_id}/execute``, with ``streaming`` false (one JSON answer)
+    or true (an SSE stream of the run's events)."""
     workflow = _seg(workflow_id, "workflow_id")
     body = _optional_fields(inputs=validate_json_object(inputs, "inputs"))
     body["streaming"] = stream
@@ -209,7 +211,7 @@ def workflow_config_request(
     session_id: str | None,
     stream: bool = False,
 ) -> RequestSpec:
-    """W3: ``POST v2/workflows/execute`` with an inline ``workflow_config``."""
+    """``POST v2/workflows/execute`` with an inline ``workflow_config``."""
     checked_config = validate_json_object(workflow_config, "workflow_config")
     if checked_config is None:
         raise ValueError("workflow_config is required (a dict; Scout accepts {})")

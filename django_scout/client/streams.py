@@ -1,6 +1,6 @@
 """Constant-memory parsers for the streamed bodies Scout sends.
 
-Three wire formats appear (see ``SCOUT_API.md`` §7 and §12 U1/U3/U13):
+Three wire formats appear (Scout documents neither an ``events_url``'s format nor how streams end):
 
 * Server-Sent Events (agent, workflow and app streams, and perhaps an ``events_url``):
   :func:`iter_sse` / :func:`aiter_sse` yield one :class:`SSEMessage` per event as on the wire.
@@ -45,7 +45,7 @@ __all__ = [
     "parse_json_data",
 ]
 
-#: ``data`` values that end a stream (Scout's legacy Apps API documents both spellings, D15).
+#: ``data`` values that end a stream (the legacy Apps API's prose says DONE, its example [DONE]).
 DONE_SENTINELS: frozenset[str] = frozenset({"[DONE]", "DONE"})
 
 #: Largest single SSE line / event data, NDJSON line or JSON element accepted, in bytes.
@@ -954,7 +954,7 @@ class _SessionEventsParser:
             except ScoutStreamError:
                 if message.event != "error":
                     raise
-                value = message.data  # an error event carries its message as plain text (D16)
+                value = message.data  # an ``error`` event's data is the message, as plain text
                 text = None
             name = message.event if message.event != "message" else None
             yield self._event(value, name=name, event_id=message.id or None, text=text)

@@ -113,7 +113,8 @@ class BlockStateUpdatedData(WorkflowEventData):
 
 
 class WorkflowEventEnvelope(WireModel):
-    """Fields shared by the seven known workflow events (§6.1); all but ``name`` optional."""
+    """Fields every workflow event carries besides its ``data`` (one envelope, the same on all
+    seven known events); all but ``name`` optional."""
 
     name: str
     organization_id: str | None = None

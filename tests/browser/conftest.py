@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.browser.pages import AdminBrowser, LoginPage
-from tests.browser.seed import AdminData, seed_admin_data
+from tests.browser.seed import ADMIN_PASSWORD, ADMIN_USERNAME, AdminData, seed_admin_data
 from tests.browser.support import artifact_name, artifacts_dir, launched_browser
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "correct horse battery staple"
 COLLAPSE_NAV_SIDEBAR = "window.localStorage.setItem('django.admin.navSidebarIsOpen', 'false');"
 
 
@@ -58,11 +56,10 @@ def admin_data(transactional_db: None) -> AdminData:
 
 
 @pytest.fixture
-def admin_credentials(transactional_db: None, settings: Any) -> tuple[str, str]:
-    """A superuser's username and password (hashed fast: this is no test of hashing)."""
+def admin_credentials(transactional_db: None) -> tuple[str, str]:
+    """A superuser's username and password (hashed fast, as ``tests/settings.py`` says)."""
     from django.contrib.auth.models import User
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     User.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
     return ADMIN_USERNAME, ADMIN_PASSWORD
 

@@ -24,6 +24,10 @@ from django_scout.models import (
 )
 from tests.testapp.models import Document
 
+#: The superuser the ``admin`` fixture logs in as, through the login form.
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "correct horse battery staple"
+
 AGENT = "agent_support_triage"
 ROUTER = "wf_ticket_routing"
 

@@ -12,9 +12,8 @@ import pytest
 from django.contrib.admin.utils import quote
 
 from django_scout.models import WorkflowRun
-from tests.browser.conftest import ADMIN_PASSWORD, ADMIN_USERNAME
 from tests.browser.pages import AdminBrowser, ChangeList, ChangePage, LoginPage
-from tests.browser.seed import ROUTER, AdminData
+from tests.browser.seed import ADMIN_PASSWORD, ADMIN_USERNAME, ROUTER, AdminData
 
 
 def test_login_form(anonymous_admin: AdminBrowser, admin_credentials: tuple[str, str]) -> None:

@@ -15,7 +15,7 @@ from django_scout.client import (
     ScoutStreamError,
     SessionEvent,
 )
-from tests.client.conftest import API_KEY, body_of, json_response, sse_response
+from tests.client.helpers import API_KEY, body_of, json_response, sse_response
 
 ACCEPTED = {
     "session_id": "sess_abc123",

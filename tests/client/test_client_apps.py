@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_scout.client import AppExecution, AppStreamEvent, ScoutStreamError
-from tests.client.conftest import body_of, json_response, sse_response
+from tests.client.helpers import body_of, json_response, sse_response
 
 APP_RESULT = {
     "id": "abc-123-foo",

@@ -21,7 +21,7 @@ from django_scout.client import (
     ScoutTransportError,
     ScoutValidationError,
 )
-from tests.client.conftest import API_KEY, Harness, json_response
+from tests.client.helpers import API_KEY, Harness, json_response
 
 CALLBACK = "https://app.example.test/cb"
 

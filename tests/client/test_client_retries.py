@@ -18,7 +18,7 @@ from django_scout.client import (
     WorkflowRunStarted,
     parse_retry_after,
 )
-from tests.client.conftest import (
+from tests.client.helpers import (
     API_KEY,
     Handler,
     Harness,

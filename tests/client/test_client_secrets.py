@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from django_scout.client import ScoutAuthError, ScoutError, ScoutServerError
-from tests.client.conftest import API_KEY, Harness, json_response
+from tests.client.helpers import API_KEY, Harness, json_response
 
 CALLBACK = "https://app.example.test/cb"
 BEARER = "tok_bearer_5f3c2a1b9e"

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from django_scout.client import AsyncScoutClient, ScoutClient
-from tests.client.conftest import json_response
+from tests.client.helpers import json_response
 
 SCOUT = {
     "API_KEY": "settings-key",

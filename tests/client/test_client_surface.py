@@ -1,10 +1,11 @@
 """The methods both clients derive from one endpoint description (``client/_methods.py``).
 
-Behaviour over the wire is tested per resource with both clients (see ``conftest.py``); this file
-checks what the derivation itself promises: the sync and async resources offer the same methods
-with the same parameters and docstrings, ``help()`` and ``inspect`` see the real method, the async
-ones are coroutines except for streams, and the types mypy sees are the precise ones
-(``assert_type`` lines are checked by mypy, which runs over the tests).
+Behaviour over the wire is tested per resource with both clients (the harness of ``helpers.py``,
+built by the ``make`` fixture of ``conftest.py``); this file checks what the derivation itself
+promises: the sync and async resources offer the same methods with the same parameters and
+docstrings, ``help()`` and ``inspect`` see the real method, the async ones are coroutines except
+for streams, and the types mypy sees are the precise ones (``assert_type`` lines are checked by
+mypy, which runs over the tests).
 """
 
 from __future__ import annotations

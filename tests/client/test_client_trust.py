@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_scout.client import UntrustedURLError
-from tests.client.conftest import API_KEY, json_response
+from tests.client.helpers import API_KEY, json_response
 
 
 def events_ok(request):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_scout.client import build_messages, mask_webhook_url, validate_tags
-from tests.client.conftest import json_response
+from tests.client.helpers import json_response
 
 CALLBACK = "https://app.example.test/cb"
 

@@ -28,7 +28,7 @@ from django_scout.client import (
     WorkflowStreamError,
     parse_workflow_event,
 )
-from tests.client.conftest import API_KEY, body_of, json_response, sse_json, sse_response
+from tests.client.helpers import API_KEY, body_of, json_response, sse_json, sse_response
 
 DOCS_SHAPE = {
     "run_id": "run_1",

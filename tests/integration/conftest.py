@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +25,9 @@ from django_scout.services.batching import batch_publisher
 from django_scout.services.publishing import publisher
 from django_scout.testing import FakeScout
 from tests import celery_app
+from tests.integration.helpers import WORKER_SCOUT
 
 ROOT = Path(__file__).resolve().parents[2]
-
-WORKER_SCOUT = {
-    "TASK_MAX_RETRIES": 4,
-    "TASK_RETRY_BACKOFF": 0.2,
-    "TASK_RETRY_BACKOFF_MAX": 2.0,
-    "MAX_RETRIES": 1,
-    "TIMEOUT": 10.0,
-}
 
 
 @pytest.fixture(scope="session")
@@ -150,14 +143,3 @@ def _drain(worker: subprocess.Popen[bytes], quiet_for: float = 0.5, limit: float
             return
         size = current
         time.sleep(quiet_for)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 20, message: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``message`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")

@@ -22,9 +22,8 @@ from django_scout.services.batching import batch_publisher
 from django_scout.services.publishing import publisher
 from django_scout.testing import AgentBehaviour, FakeScout
 from django_scout.testing import sign_callback as fake_sign
+from tests.integration.helpers import wait_for
 from tests.testapp.models import Document, SignalRecord
-
-from .conftest import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -23,8 +23,7 @@ from django_scout.services.batching import batch_publisher
 from django_scout.services.publishing import publisher
 from django_scout.testing import AgentBehaviour, FakeScout, sign_callback
 from tests import celery_app
-
-from .conftest import wait_for
+from tests.integration.helpers import wait_for
 
 
 def _publish_to(url: str | None) -> None:

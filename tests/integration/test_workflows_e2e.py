@@ -25,9 +25,8 @@ from django_scout.api import execute_app, run_workflow, trigger_workflow_webhook
 from django_scout.models import WorkflowRun, WorkflowRunEvent
 from django_scout.services.publishing import publisher
 from django_scout.testing import AppBehaviour, FakeScout, WorkflowBehaviour
+from tests.integration.helpers import WORKER_SCOUT, wait_for
 from tests.testapp.models import SignalRecord
-
-from .conftest import WORKER_SCOUT, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
