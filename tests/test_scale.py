@@ -184,7 +184,10 @@ def test_reconcile_with_nothing_due_is_a_handful_of_queries_whatever_the_history
 def test_reconcile_costs_follow_the_due_work_not_the_history() -> None:
     now = timezone.now()
     count = same_cost(lambda: seed_due_work(now), lambda: services.reconcile(now=now))
-    assert count <= 25, count
+    # On PostgreSQL, one pg_notify after each commit that failed overdue rows (live progress):
+    # for the interactions, and for the runs.
+    notices = 2 if connection.vendor == "postgresql" else 0
+    assert count <= 25 + notices, count
 
 
 def test_reconcile_acts_on_every_kind_of_due_work() -> None:
