@@ -101,7 +101,8 @@ class Session(models.Model):
 
 
 class Interaction(SubjectMixin):
-    """One async agent interaction started through Scout, tracked to a terminal status."""
+    """One agent interaction started through Scout (async with a callback, or streamed),
+    tracked to a terminal status."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent_id = models.CharField(max_length=255)
@@ -122,6 +123,12 @@ class Interaction(SubjectMixin):
     metadata = models.JSONField(default=dict, blank=True)
     variables = models.JSONField(default=dict, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    stream = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Run through Scout's streaming endpoint, each event stored as it arrives (no callback)."
+        ),
+    )
     status = models.CharField(
         max_length=16, choices=InteractionStatus.choices, default=InteractionStatus.PENDING
     )

@@ -23,6 +23,7 @@ def interaction_summary(interaction: Interaction) -> dict[str, Any]:
         "id": str(interaction.pk),
         "agent_id": interaction.agent_id,
         "status": interaction.status,
+        "stream": interaction.stream,
         "session_id": interaction.session_id or None,
         "events": interaction.event_count,
         "events_missing": interaction.events_missing,

@@ -17,12 +17,14 @@ Handler = Callable[[httpx.Request], httpx.Response]
 
 @dataclass
 class MockScout:
-    """Answers async starts with a session and serves NDJSON events; faults are queued."""
+    """Answers async starts with a session, serves NDJSON events, and streams interactions
+    (SSE: the events, ``interaction_completed``, ``[DONE]``); faults are queued."""
 
     events: int = 3
     requests: list[httpx.Request] = field(default_factory=list)
     start_faults: list[Any] = field(default_factory=list)
     events_faults: list[Any] = field(default_factory=list)
+    stream_faults: list[Any] = field(default_factory=list)
     sessions: int = 0
 
     def _fault(self, queue: list[Any], request: httpx.Request) -> httpx.Response | None:
@@ -52,20 +54,32 @@ class MockScout:
                     "events_url": f"https://api.scoutos.test/v1/agent-sessions/{session_id}/events",
                 },
             )
+        if path.endswith("/_interact"):
+            fault = self._fault(self.stream_faults, request)
+            if fault is not None:
+                return fault
+            self.sessions += 1
+            end = {"name": "interaction_completed", "session_id": f"sess_{self.sessions}"}
+            datas = [json.dumps(self._event(i)) for i in range(self.events)]
+            body = "".join(f"data: {data}\n\n" for data in [*datas, json.dumps(end), "[DONE]"])
+            return httpx.Response(
+                200, headers={"content-type": "text/event-stream"}, content=body.encode()
+            )
         if path.endswith("/events"):
             fault = self._fault(self.events_faults, request)
             if fault is not None:
                 return fault
-            lines = (
-                json.dumps({"id": f"e{i}", "name": "message", "data": {"text": f"t{i}"}}) + "\n"
-                for i in range(self.events)
-            )
+            lines = (json.dumps(self._event(i)) + "\n" for i in range(self.events))
             return httpx.Response(
                 200,
                 headers={"content-type": "application/x-ndjson"},
                 content="".join(lines).encode(),
             )
         return httpx.Response(404, json={"detail": f"no route {path}"})
+
+    @staticmethod
+    def _event(index: int) -> dict[str, Any]:
+        return {"id": f"e{index}", "name": "message", "data": {"text": f"t{index}"}}
 
     def start_requests(self) -> list[httpx.Request]:
         """The async-start requests received so far."""

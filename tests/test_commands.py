@@ -49,6 +49,16 @@ def test_scout_interact_starts_and_reports_json(mock_scout: MockScout) -> None:
     assert interaction.metadata == {"a": 1}
 
 
+def test_scout_interact_streams(mock_scout: MockScout) -> None:
+    with override_settings(SCOUT={**SCOUT, "CALLBACK_BASE_URL": None}):
+        summary = json.loads(run("scout_interact", "agent-1", "hello", "--stream", "--json"))
+    interaction = Interaction.objects.get()
+    assert (summary["status"], summary["stream"], summary["events"]) == ("succeeded", True, 4)
+    assert interaction.session_id == "sess_1"
+    (request,) = mock_scout.requests
+    assert request.url.path == "/world/agent-1/_interact"
+
+
 def test_scout_interact_wait_times_out_with_status_2(mock_scout: MockScout) -> None:
     with override_settings(SCOUT=SCOUT), pytest.raises(SystemExit) as exc_info:
         run("scout_interact", "agent-1", "hello", "--wait", "0.5")

@@ -100,10 +100,12 @@ def test_demo_runs_every_scenario(demo: tuple[DemoProcess, str]) -> None:
     output = demo[0].output
     assert "all interactions ended as expected" in output
     table = output.split("scenario", 1)[1]
-    for scenario in ("success", "many-events", "fails", "duplicates", "callback-first"):
+    for scenario in ("success", "many-events", "fails", "duplicates", "callback-first", "live"):
         assert scenario in table
     duplicates_row = next(line for line in table.splitlines() if line.startswith("duplicates"))
-    assert duplicates_row.split()[2:5] == ["succeeded", "10", "4"]
+    assert duplicates_row.split()[2:6] == ["callback", "succeeded", "10", "4"]
+    live_row = next(line for line in table.splitlines() if line.startswith("live"))
+    assert live_row.split()[2:6] == ["stream", "succeeded", "13", "0"]  # events + its end
     fails_row = next(line for line in table.splitlines() if line.startswith("fails"))
     assert "failed" in fails_row
     assert "tool_error" in fails_row

@@ -121,6 +121,7 @@ class InteractionAdmin(
     list_display_links = ("short_id",)
     list_filter = (
         "status",
+        "stream",
         "events_missing",
         ("created_at", admin.DateFieldListFilter),
         input_filter("agent id", "agent_id", "agent"),
@@ -149,7 +150,15 @@ class InteractionAdmin(
         ),
         (
             "Request",
-            {"fields": ("messages_display", "metadata_display", "variables_display", "tags")},
+            {
+                "fields": (
+                    "messages_display",
+                    "metadata_display",
+                    "variables_display",
+                    "tags",
+                    "stream",
+                )
+            },
         ),
         ("Events", {"fields": ("event_count", "events_url_display", "events_display")}),
         (

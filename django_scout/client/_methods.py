@@ -15,6 +15,7 @@ so that ``help()`` and ``inspect.signature`` show the method, not the descriptio
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from abc import ABC, abstractmethod
@@ -104,17 +105,34 @@ class DecodedStream(Stream[T]):
 
 @dataclass(frozen=True)
 class SessionEventStream(Stream[SessionEvent]):
-    """A session's ``events_url``, in whichever format it comes (see :mod:`.streams`)."""
+    """A session's events, in whichever format they come (see :mod:`.streams`): an
+    ``events_url``, or an agent's streamed interaction. The stream's ``ended_with_done`` is set
+    when a ``[DONE]`` sentinel ended it."""
 
     spec: RequestSpec
 
     def open(self, http: SyncHTTP) -> EventStream[SessionEvent]:
         """Iterate over the session's events."""
-        return open_stream(http, self.spec, iter_session_events)
+        streams: list[EventStream[SessionEvent]] = []
+
+        def done() -> None:
+            streams[0].ended_with_done = True
+
+        stream = open_stream(http, self.spec, functools.partial(iter_session_events, on_done=done))
+        streams.append(stream)
+        return stream
 
     def aopen(self, http: AsyncHTTP) -> AsyncEventStream[SessionEvent]:
         """Iterate (``async for``) over the session's events."""
-        return aopen_stream(http, self.spec, aiter_session_events)
+        streams: list[AsyncEventStream[SessionEvent]] = []
+
+        def done() -> None:
+            streams[0].ended_with_done = True
+
+        read = functools.partial(aiter_session_events, on_done=done)
+        stream = aopen_stream(http, self.spec, read)
+        streams.append(stream)
+        return stream
 
 
 # --------------------------------------------------------------------------- resources

@@ -137,6 +137,39 @@ def _stream_agent(
     return DecodedStream(spec, decode.AgentStreamDecoder())
 
 
+def _stream_agent_events(
+    config: ClientConfig,
+    agent_id: str,
+    message: str | None = None,
+    *,
+    messages: Sequence[Any] | None = None,
+    session_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    revision_id: str | None = None,
+) -> Stream[SessionEvent]:
+    """:meth:`stream`'s request, its events read as a session's events are: numbered from 0,
+    named, with their id, timestamp and JSON text (:class:`~django_scout.client.SessionEvent`).
+
+    The stream's ``ended_with_done`` is True when Scout's ``[DONE]`` sentinel ended it. If
+    Scout answers with JSON instead of a stream, that JSON is read as an ``events_url`` body.
+    """
+    spec = build.agent_interaction_request(
+        config,
+        agent_id,
+        message,
+        messages,
+        stream=True,
+        session_id=session_id,
+        metadata=metadata,
+        variables=variables,
+        tags=tags,
+        revision_id=revision_id,
+    )
+    return SessionEventStream(spec)
+
+
 def _list_agents(config: ClientConfig) -> Call[list[Agent]]:
     """All agents of the organization (``GET /agents``)."""
     return Call(build.agents_list_request(config), decode.parse_agent_list)
@@ -153,6 +186,7 @@ class Agents(SyncResource):
     interact_async = sync_method(_interact_async)
     interact = sync_method(_interact)
     stream = sync_method(_stream_agent)
+    stream_events = sync_method(_stream_agent_events)
     list = sync_method(_list_agents)
     get = sync_method(_get_agent)
 
@@ -163,6 +197,7 @@ class AsyncAgents(AsyncResource):
     interact_async = async_method(_interact_async)
     interact = async_method(_interact)
     stream = async_method(_stream_agent)
+    stream_events = async_method(_stream_agent_events)
     list = async_method(_list_agents)
     get = async_method(_get_agent)
 

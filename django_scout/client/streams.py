@@ -24,7 +24,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -170,7 +170,9 @@ async def aiter_sse(response: httpx.Response) -> AsyncIterator[SSEMessage]:
         await _aclose(chunks)
 
 
-def iter_session_events(response: httpx.Response) -> Iterator[SessionEvent]:
+def iter_session_events(
+    response: httpx.Response, *, on_done: Callable[[], None] | None = None
+) -> Iterator[SessionEvent]:
     """Yield the events of an ``events_url`` response in constant memory.
 
     The format follows the ``Content-Type``:
@@ -181,13 +183,13 @@ def iter_session_events(response: httpx.Response) -> Iterator[SessionEvent]:
     * ``application/x-ndjson`` (and the JSON-lines aliases): one JSON value per non-blank line.
     * ``application/json`` or ``*/*+json``: a top-level array of events, or an object holding the
       array under ``events``, ``data``, ``items`` or ``results`` (the first such key in the
-      document whose value is an array; every other key is skipped unread).
+      document whose value is an array; every other key's value is decoded and thrown away).
     * anything else: the first non-blank bytes decide (``[`` or ``{`` → JSON, an SSE field → SSE);
       an empty body has no events.
 
     Raises :class:`ScoutStreamError` for a body that does not parse (with the event, line or byte
     number) and for an unsupported format. Stopping at ``[DONE]`` leaves the rest of the body
-    unread; the caller closes the response.
+    unread (the caller closes the response) and calls ``on_done``, when given, first.
     """
     parser = _SessionEventsParser(response.headers.get("content-type"))
     chunks = response.iter_bytes()
@@ -195,13 +197,18 @@ def iter_session_events(response: httpx.Response) -> Iterator[SessionEvent]:
         for chunk in chunks:
             yield from parser.feed(chunk)
             if parser.done:
+                _call(on_done)
                 return
         yield from parser.finish()
+        if parser.done:
+            _call(on_done)
     finally:
         _close(chunks)
 
 
-async def aiter_session_events(response: httpx.Response) -> AsyncIterator[SessionEvent]:
+async def aiter_session_events(
+    response: httpx.Response, *, on_done: Callable[[], None] | None = None
+) -> AsyncIterator[SessionEvent]:
     """Async twin of :func:`iter_session_events`, reading ``response.aiter_bytes()``."""
     parser = _SessionEventsParser(response.headers.get("content-type"))
     chunks = response.aiter_bytes()
@@ -210,15 +217,23 @@ async def aiter_session_events(response: httpx.Response) -> AsyncIterator[Sessio
             for event in parser.feed(chunk):
                 yield event
             if parser.done:
+                _call(on_done)
                 return
         for event in parser.finish():
             yield event
+        if parser.done:
+            _call(on_done)
     finally:
         await _aclose(chunks)
 
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+def _call(callback: Callable[[], None] | None) -> None:
+    if callback is not None:
+        callback()
 
 
 def _close(iterator: Iterator[bytes]) -> None:
@@ -460,351 +475,315 @@ class _NDJSONParser(_ValueParser):
             ) from exc
 
 
-# The JSON splitter is written as a generator that works on a shared byte buffer: it yields each
-# parsed element, or ``_NEED`` when it has to wait for the next chunk. Positions are only kept in
-# the buffer (``pos``, ``mark``) across a wait, because appending a chunk drops consumed bytes.
+# JSON: an array of events, or an object wrapping one. The body is decoded to text as it arrives
+# and cut into values by the standard library's C scanner, ``JSONDecoder.raw_decode``; the code
+# below only steps over the syntax between them. A value that the text received so far ends inside
+# is decoded again once that text has doubled, or grown by a quarter with a chunk ending in ``]``,
+# ``}``, ``"`` or ``,``, or at the end of the body: so a large value costs a few decodings, not one
+# per chunk, and the text kept is at most about twice the value (and the size limit) plus a chunk.
+# The splitter is a generator over the parser's text that yields each element, or ``_NEED`` to
+# wait for more text; only ``buf.pos`` is kept across a wait (taking text drops what was read).
 
 _NEED: Final = object()
-_WS = re.compile(rb"[ \t\r\n]*")
-#: Everything up to and including the next bracket, or the quote of a string that does not end in
-#: the buffer, skipping whole strings (written as an unrolled loop, so failing is linear).
-_TO_BRACKET = re.compile(
-    rb'[^"\[\]{}]*(?:"[^"\\]*(?:\\.[^"\\]*)*"[^"\[\]{}]*)*["\[\]{}]', re.DOTALL
-)
-#: A whole string, or a bracket, or a quote opening a string that does not end in the buffer.
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|["\[\]{}]', re.DOTALL)
-_STRING_SPECIAL = re.compile(rb'["\\]')
-_SCALAR_END = re.compile(rb'[ \t\r\n,:\[\]{}"]')
-_QUOTE: Final = ord('"')
-_OPEN_ARRAY: Final = ord("[")
-_CLOSE_ARRAY: Final = ord("]")
-_OPEN_OBJECT: Final = ord("{")
-_CLOSE_OBJECT: Final = ord("}")
-_COMMA: Final = ord(",")
-_COLON: Final = ord(":")
-_SCALAR_START: Final = frozenset(b"-0123456789tfnNI")  # json.loads accepts NaN and Infinity
-_WS_TEXT = re.compile(r"[ \t\r\n]*")
+_WS = re.compile(r"[ \t\r\n]*")
+_WS_CHARS: Final = (" ", "\t", "\r", "\n")
+#: A whole string, a bracket, or the quote of a string that the text ends in.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}"]', re.DOTALL)
+#: A number, ``true``, ``NaN``...: everything up to the next delimiter.
+_SCALAR = re.compile(r'[^ \t\r\n,:\[\]{}"]*')
+_VALUE_START: Final = frozenset('"[{-0123456789tfnNI')  # json.loads accepts NaN and Infinity
+#: How near the end of the text a decoding error may come from the text ending there.
+_LOOKAHEAD = 16
 _DECODER: Final = json.JSONDecoder()
-#: Bytes of the buffer decoded at a time for the fast path of :func:`_events_array`.
-_WINDOW_BYTES = 256 * 1024
-
+_SKIPPER: Final = json.JSONDecoder(object_pairs_hook=lambda pairs: None)  # builds no objects
 _Splitter = Generator[object, None, None]
 
 
-class _ByteBuffer:
-    """Bytes received and not yet consumed; ``mark`` (or -1) pins the element being collected."""
+class _JSONParser(_ValueParser):
+    """A JSON array of events (or an object wrapping one), split element by element.
 
-    __slots__ = ("consumed", "data", "eof", "mark", "pos")
+    It holds the body's text not consumed yet: ``text[pos:]``, then the pieces decoded since the
+    splitter last ran. The splitter runs again once ``want`` characters are not consumed, or
+    ``soon`` with a chunk ending in a closing bracket, a quote or a comma.
+    """
 
     def __init__(self) -> None:
-        self.data = bytearray()
-        self.pos = 0
-        self.mark = -1
-        self.eof = False
-        self.consumed = 0  # bytes dropped from the front: absolute offset of data[0]
+        self.text, self.pos, self.eof = "", 0, False
+        self.dropped = self.received = 0  # bytes of the body before text[0]; decoded so far
+        self.invalid: str | None = None  # why the body's next bytes are not UTF-8
+        self.want = self.soon = 1
+        self._tail = b""  # a UTF-8 sequence cut by the end of the last chunk
+        self._pending: list[str] = []
+        self._pending_size = 0
+        self._splitter = _json_events(self)
 
-    def append(self, chunk: bytes) -> None:
-        keep_from = self.mark if self.mark >= 0 else self.pos
-        if keep_from:
-            del self.data[:keep_from]
-            self.consumed += keep_from
-            self.pos -= keep_from
-            if self.mark >= 0:
-                self.mark = 0
-        self.data += chunk
+    def feed(self, chunk: bytes) -> Iterator[_Parsed]:
+        if self.invalid is not None:
+            return self._run()
+        data = self._tail + chunk
+        try:
+            piece, self._tail = data.decode(), b""
+        except UnicodeDecodeError as exc:
+            piece, self._tail = data[: exc.start].decode(), data[exc.start :]
+            if exc.end < len(data) or exc.reason != "unexpected end of data":
+                self.invalid = f"not UTF-8: {exc.reason} at byte {self.received + exc.start}"
+        if not self.received and piece[:1] == "\ufeff":
+            piece, self.dropped = piece[1:], 3
+        self.received += len(data) - len(self._tail)
+        self._pending.append(piece)
+        self._pending_size += len(piece)
+        size = len(self.text) - self.pos + self._pending_size
+        if size >= self.want or self.invalid is not None:
+            return self._run()
+        if size >= self.soon and chunk.rstrip()[-1:] in (b"]", b"}", b'"', b","):
+            return self._run()
+        return iter(())
 
-    def offset(self, index: int | None = None) -> int:
-        return self.consumed + (self.pos if index is None else index)
+    def finish(self) -> Iterator[_Parsed]:
+        self.eof = True
+        if self._tail and self.invalid is None:  # the body ends inside a character
+            self._pending.append(self._tail.decode(errors="replace"))
+        return self._run()
 
-    def found(self) -> str:
-        if self.pos >= len(self.data):
+    def _run(self) -> Iterator[_Parsed]:
+        self.dropped = self.offset(self.pos)
+        self.text = "".join([self.text[self.pos :], *self._pending])
+        self.pos = self._pending_size = 0
+        self._pending.clear()
+        for item in self._splitter:
+            if item is _NEED:
+                return
+            yield item, None
+
+    def offset(self, index: int) -> int:
+        """Where ``text[index]`` is in the body, in bytes."""
+        text = self.text
+        return self.dropped + (index if text.isascii() else len(text[:index].encode()))
+
+    def found(self, index: int) -> str:
+        if index >= len(self.text):
             return "the end of the body"
-        return _excerpt(self.data[self.pos : self.pos + 20])
+        return _excerpt(self.text[index : index + 20])
 
 
-def _skip_ws(data: bytearray, index: int) -> int:
-    match = _WS.match(data, index)
+def _skip_ws(text: str, index: int) -> int:
+    match = _WS.match(text, index)
     return match.end() if match is not None else index
 
 
-def _skip_text_ws(text: str, index: int) -> int:
-    match = _WS_TEXT.match(text, index)
+def _scalar_end(text: str, index: int) -> int:
+    match = _SCALAR.match(text, index)
     return match.end() if match is not None else index
 
 
-def _wait(buf: _ByteBuffer, inside: str) -> _Splitter:
-    """Wait for the next chunk; at the end of the body the document is truncated."""
-    if buf.eof:
+def _at_end(buf: _JSONParser) -> Generator[object, None, bool]:
+    """Skip whitespace, waiting for text as needed; whether the body ends there."""
+    while True:
+        buf.pos = _skip_ws(buf.text, buf.pos)
+        if buf.pos < len(buf.text):
+            return False
+        if buf.invalid is not None:
+            raise ScoutStreamError(f"JSON body is {buf.invalid}")
+        if buf.eof:
+            return True
+        buf.want = buf.soon = 1
+        yield _NEED
+
+
+def _peek(buf: _JSONParser, inside: str) -> Generator[object, None, str]:
+    """Skip whitespace and return the next character (not consumed)."""
+    if (yield from _at_end(buf)):
         raise ScoutStreamError(f"JSON body is truncated: it ends inside {inside}")
-    if buf.mark >= 0 and buf.pos - buf.mark > _MAX_ELEMENT_BYTES:
-        raise _too_large(f"the JSON element at byte {buf.offset(buf.mark)}")
-    yield _NEED
+    return buf.text[buf.pos]
 
 
-def _peek(buf: _ByteBuffer, inside: str) -> Generator[object, None, int]:
-    """Skip whitespace and return the next byte (not consumed)."""
-    data = buf.data
+def _take(buf: _JSONParser, inside: str, allowed: str, fault: str) -> Generator[object, None, str]:
+    """Skip whitespace and consume the next character, one of ``allowed``; else raise ``fault``."""
+    char = yield from _peek(buf, inside)
+    if char not in allowed:
+        raise _fault(buf, fault, buf.pos)
+    buf.pos += 1
+    return char
+
+
+def _fault(buf: _JSONParser, fault: str, at: int) -> ScoutStreamError:
+    """``JSON <fault> at byte <n>: <what is there>``, about ``text[at]``."""
+    return ScoutStreamError(f"JSON {fault} at byte {buf.offset(at)}: {buf.found(at)}")
+
+
+def _value(
+    buf: _JSONParser, what: str, decoder: json.JSONDecoder = _DECODER
+) -> Generator[object, None, Any]:
+    """Decode the value at ``buf.pos``, waiting for the text it needs; ``what`` names it."""
     while True:
-        buf.pos = _skip_ws(data, buf.pos)
-        if buf.pos < len(data):
-            return data[buf.pos]
-        yield from _wait(buf, inside)
-
-
-def _scan_string(buf: _ByteBuffer) -> _Splitter:
-    """Advance ``buf.pos`` from just after an opening quote to just after the closing one."""
-    data = buf.data
-    pos = buf.pos
-    while True:
-        match = _STRING_SPECIAL.search(data, pos)
-        if match is None:
-            buf.pos = len(data)
+        text, start = buf.text, buf.pos
+        ended = buf.eof or buf.invalid is not None
+        size = len(text) - start
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError) as exc:
+            cut = isinstance(exc, json.JSONDecodeError) and (
+                exc.msg.startswith("Unterminated") or exc.pos >= len(text) - _LOOKAHEAD
+            )
+            if ended or not cut:
+                raise _value_error(buf, what, start, exc, cut=cut) from exc
+            wait_for = min(2 * size, _MAX_ELEMENT_BYTES + 1)
         else:
-            index = match.start()
-            if data[index] == _QUOTE:
-                buf.pos = index + 1
-                return
-            if index + 1 < len(data):  # a backslash and the character it escapes
-                pos = index + 2
-                continue
-            buf.pos = index  # a backslash at the end of the buffer: rescan it with more bytes
-        yield from _wait(buf, "a string")
-        pos = buf.pos
+            scalar = text[start] not in '"[{'
+            token_end = _scalar_end(text, start) if scalar else end
+            if not scalar or token_end < len(text) or ended:  # else "1" may go on as "12"
+                if token_end != end:
+                    raise _value_error(
+                        buf, what, start, json.JSONDecodeError("Extra data", text, end)
+                    )
+                refusal = _refusal(buf, what, start, end)
+                if refusal is not None:
+                    raise refusal
+                buf.pos = end
+                return value
+            wait_for = size + 1
+        if size > _MAX_ELEMENT_BYTES:
+            raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
+        if is_too_deep(text, start):
+            raise _value_error(buf, what, start, JSONNestingError())
+        buf.want, buf.soon = wait_for, min(wait_for, size + size // 4 + 1)
+        yield _NEED
 
 
-def _scan_container(buf: _ByteBuffer) -> _Splitter:
-    """Advance ``buf.pos`` from an opening bracket to just after its matching closing bracket.
+def _refusal(buf: _JSONParser, what: str, start: int, end: int) -> ScoutStreamError | None:
+    """The error for the value ``text[start:end]`` if it is too large or nested too deeply."""
+    text, length = buf.text, end - start
+    if (
+        length > _MAX_ELEMENT_BYTES // 4
+        and (length if text.isascii() else len(text[start:end].encode())) > _MAX_ELEMENT_BYTES
+    ):
+        return _too_large(f"the JSON {what} at byte {buf.offset(start)}")
+    if length > 2 * MAX_JSON_DEPTH and is_too_deep(text, start, end):
+        return _value_error(buf, what, start, JSONNestingError())
+    return None
 
-    Only brackets and strings are checked here; the element's full syntax is checked by
-    ``json.loads`` once it is complete.
+
+def _value_error(
+    buf: _JSONParser, what: str, start: int, error: Exception, *, cut: bool = False
+) -> ScoutStreamError:
+    """The error for the value at ``text[start]``, which did not decode (``error``).
+
+    ``cut``: the error may come from the text ending too soon (the body ended, or went on with
+    bytes that are not UTF-8).
     """
-    data = buf.data
-    stack = bytearray((data[buf.pos],))
-    pos = buf.pos + 1
-    while True:
-        match = _TO_BRACKET.match(data, pos)
-        if match is not None:
-            pos = match.end()
-            index = pos - 1
-        else:  # no bracket before the end of the buffer: move on string by string
-            match = _TOKEN.search(data, pos)
-            if match is None:
-                buf.pos = len(data)
-                yield from _wait(buf, "an array or object")
-                pos = buf.pos
-                continue
-            index = match.start()
-            pos = match.end()
-            if pos - index > 1:
-                continue  # a whole string
-        char = data[index]
-        if char == _QUOTE:
-            # A string that does not end in the buffer: step through it, waiting for chunks.
-            while True:
-                match = _STRING_SPECIAL.search(data, pos)
-                if match is not None:
-                    index = match.start()
-                    if data[index] == _QUOTE:
-                        pos = index + 1
-                        break
-                    if index + 1 < len(data):
-                        pos = index + 2
-                        continue
-                    buf.pos = index
-                else:
-                    buf.pos = len(data)
-                yield from _wait(buf, "a string")
-                pos = buf.pos
-        elif char in (_OPEN_ARRAY, _OPEN_OBJECT):
-            stack.append(char)
-            if len(stack) > MAX_JSON_DEPTH:
-                raise ScoutStreamError(
-                    f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep "
-                    f"at byte {buf.offset(index)}"
-                )
-        else:
-            opener = stack.pop()
-            if (char == _CLOSE_ARRAY) != (opener == _OPEN_ARRAY):
-                raise ScoutStreamError(
-                    f"JSON body has a mismatched {chr(char)!r} at byte {buf.offset(index)}"
-                )
-            if not stack:
-                buf.pos = pos
-                return
-
-
-def _scan_value(buf: _ByteBuffer) -> _Splitter:
-    """Advance ``buf.pos`` past the JSON value starting there (after whitespace was skipped)."""
-    data = buf.data
-    first = data[buf.pos]
-    if first == _QUOTE:
-        buf.pos += 1
-        yield from _scan_string(buf)
-    elif first in (_OPEN_ARRAY, _OPEN_OBJECT):
-        yield from _scan_container(buf)
-    elif first in _SCALAR_START:
-        while True:
-            match = _SCALAR_END.search(data, buf.pos)
-            if match is not None:
-                buf.pos = match.start()
-                return
-            buf.pos = len(data)
-            if buf.eof:
-                return  # the caller reports the missing ']' or '}'
-            yield from _wait(buf, "a value")
-    else:
-        raise ScoutStreamError(
-            f"JSON body has no value where one is expected at byte {buf.offset()}: {buf.found()}"
+    text = buf.text
+    if text[start] not in _VALUE_START:
+        return _fault(buf, "body has no value where one is expected", start)
+    fault, index = _brackets(text, start)
+    if fault == "deep":
+        return ScoutStreamError(
+            f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep "
+            f"at byte {buf.offset(index)}"
         )
+    if fault == "mismatched":
+        return ScoutStreamError(
+            f"JSON body has a mismatched {text[index]!r} at byte {buf.offset(index)}"
+        )
+    if cut and fault and buf.invalid is None:
+        return ScoutStreamError(f"JSON body is truncated: it ends inside {fault}")
+    reason = buf.invalid if cut and fault else _reason(error)
+    excerpt = _excerpt(text[start : min(index, start + _EXCERPT_CHARS + 1)])
+    return ScoutStreamError(
+        f"JSON {what} at byte {buf.offset(start)} does not parse ({reason}): {excerpt}"
+    )
 
 
-def _load_marked(buf: _ByteBuffer, what: str | int) -> Any:
-    """``json.loads`` the bytes between ``buf.mark`` and ``buf.pos``, then drop the mark.
+def _brackets(text: str, start: int) -> tuple[str, int]:
+    """The first fault of the brackets and strings of the value at ``text[start]``, and where.
 
-    ``what`` names the value in error messages (an int means "event <what>").
+    ``"deep"`` or ``"mismatched"`` and that bracket; ``"a string"`` or ``"an array or object"``
+    when the text ends inside one; otherwise ``""`` and the end of the value.
     """
-    if isinstance(what, int):
-        what = f"event {what}"
-    start = buf.mark
-    buf.mark = -1
-    if buf.pos - start > _MAX_ELEMENT_BYTES:
-        raise _too_large(f"the JSON {what} at byte {buf.offset(start)}")
-    raw = buf.data[start : buf.pos]
-    try:
-        return load_json(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise ScoutStreamError(
-            f"JSON {what} at byte {buf.offset(start)} does not parse ({_reason(exc)}): "
-            f"{_excerpt(raw)}"
-        ) from exc
+    if text[start] not in '"[{':
+        return "", _scalar_end(text, start)
+    opened: list[str] = []
+    for match in _TOKEN.finditer(text, start):
+        part = match.group()
+        if part == '"':
+            return "a string", len(text)
+        if part in ("[", "{"):
+            opened.append(part)
+            if len(opened) > MAX_JSON_DEPTH:
+                return "deep", match.start()
+        elif part in ("]", "}") and opened.pop() + part not in ("[]", "{}"):
+            return "mismatched", match.start()
+        if not opened:
+            return "", match.end()
+    return "an array or object", len(text)
 
 
-def _events_array(buf: _ByteBuffer) -> _Splitter:
-    """Yield each element of the events array; ``buf.pos`` is just after its ``[``.
-
-    Two paths: the elements that are whole in the buffer and followed by ``,`` or ``]`` are parsed
-    straight from a decoded window of it by ``raw_decode`` (fast, and the common case); an element
-    that is cut by the end of the buffer or the window, or that is malformed, is delimited byte by
-    byte (waiting for more chunks) and then parsed, or reported, on its own.
-    """
-    data = buf.data
-    char = yield from _peek(buf, "the events array")
-    if char == _CLOSE_ARRAY:
+def _events_array(buf: _JSONParser) -> _Splitter:
+    """Yield each element of the events array; ``buf.pos`` is just after its ``[``."""
+    if (yield from _peek(buf, "the events array")) == "]":
         buf.pos += 1
         return
+    decode = _DECODER.raw_decode
     index = 0
     while True:
-        # Fast path.
-        start = buf.pos
-        text = _decode_window(data, start)
-        cursor = resume = 0
-        separator = ""
-        while cursor < len(text):
+        # The elements the text holds whole, each followed by "," or "]", in a tight loop.
+        text, pos = buf.text, buf.pos
+        small = min(2 * MAX_JSON_DEPTH, _MAX_ELEMENT_BYTES // 4)  # too small to be refused
+        while True:
             try:
-                value, end = _DECODER.raw_decode(text, cursor)
+                value, end = decode(text, pos)
             except (ValueError, RecursionError):
                 break
-            separator_at = _skip_text_ws(text, end)
-            if separator_at >= len(text) or end - cursor > _MAX_ELEMENT_BYTES:
+            after = _skip_ws(text, end) if text[end : end + 1] in _WS_CHARS else end
+            if after == len(text) or text[after] not in ",]":
                 break
-            if is_too_deep(text, cursor, end):
-                break  # the slow path refuses it, with its byte offset
-            separator = text[separator_at]
-            if separator not in ",]":
-                break
+            if end - pos > small and (refusal := _refusal(buf, f"event {index}", pos, end)):
+                raise refusal
             yield value
             index += 1
-            resume = cursor = _skip_text_ws(text, separator_at + 1)
-            if separator == "]":
-                break
-        if resume:
-            buf.pos = start + (resume if text.isascii() else len(text[:resume].encode()))
-            if separator == "]":
+            if text[after] == "]":
+                buf.pos = after + 1
                 return
-        # Slow path, for one element.
+            pos = after + 1
+            if text[pos : pos + 1] in _WS_CHARS:
+                pos = _skip_ws(text, pos)
+        # Any other one: wait for the text it needs, or raise the error it deserves.
+        buf.pos = pos
         yield from _peek(buf, "the events array")
-        buf.mark = buf.pos
-        yield from _scan_value(buf)
-        yield _load_marked(buf, index)
-        char = yield from _peek(buf, "the events array")
-        buf.pos += 1
-        if char == _CLOSE_ARRAY:
+        value = yield from _value(buf, f"event {index}")
+        yield value
+        fault = f"events array has no ',' or ']' after event {index}"
+        if (yield from _take(buf, "the events array", ",]", fault)) == "]":
             return
-        if char != _COMMA:
-            buf.pos -= 1
-            raise ScoutStreamError(
-                f"JSON events array has no ',' or ']' after event {index} "
-                f"at byte {buf.offset()}: {buf.found()}"
-            )
-        yield from _peek(buf, "the events array")
         index += 1
+        yield from _peek(buf, "the events array")
 
 
-def _decode_window(data: bytearray, start: int) -> str:
-    """Decode up to ``_WINDOW_BYTES`` of ``data`` from ``start``, stopping before bad UTF-8."""
-    window = data[start : start + _WINDOW_BYTES]
-    try:
-        return window.decode("utf-8")
-    except UnicodeDecodeError as exc:  # a cut or invalid character: the slow path decides
-        return window[: exc.start].decode("utf-8")
-
-
-def _skip_value(buf: _ByteBuffer) -> _Splitter:
-    """Skip a value of the wrapper object without keeping it (scalars are still validated)."""
-    char = buf.data[buf.pos]
-    if char in (_QUOTE, _OPEN_ARRAY, _OPEN_OBJECT):
-        yield from _scan_value(buf)
-    else:
-        buf.mark = buf.pos
-        yield from _scan_value(buf)
-        _load_marked(buf, "value")
-
-
-def _wrapped_events(buf: _ByteBuffer) -> _Splitter:
+def _wrapped_events(buf: _JSONParser) -> _Splitter:
     """Yield the events of a wrapper object; ``buf.pos`` is just after its ``{``."""
+    inside = "the top-level object"
     keys: list[str] = []
     found = False
-    char = yield from _peek(buf, "the top-level object")
-    if char == _CLOSE_OBJECT:
+    if (yield from _peek(buf, inside)) == "}":
         buf.pos += 1
     else:
         while True:
-            if char != _QUOTE:
-                raise ScoutStreamError(
-                    f"JSON object has no key where one is expected at byte {buf.offset()}: "
-                    f"{buf.found()}"
-                )
-            buf.mark = buf.pos
-            buf.pos += 1
-            yield from _scan_string(buf)
-            key = _load_marked(buf, "key")
+            if (yield from _peek(buf, inside)) != '"':
+                raise _fault(buf, "object has no key where one is expected", buf.pos)
+            key = yield from _value(buf, "key")
             if len(keys) < _MAX_KEYS_REPORTED:
                 keys.append(key)
-            char = yield from _peek(buf, "the top-level object")
-            if char != _COLON:
-                raise ScoutStreamError(
-                    f"JSON object has no ':' after the key {key!r} at byte {buf.offset()}: "
-                    f"{buf.found()}"
-                )
-            buf.pos += 1
-            char = yield from _peek(buf, f"the value of {key!r}")
-            if not found and char == _OPEN_ARRAY and key in _WRAPPER_KEYS:
+            yield from _take(buf, inside, ":", f"object has no ':' after the key {key!r}")
+            if (yield from _peek(buf, f"the value of {key!r}")) == "[" and (
+                key in _WRAPPER_KEYS and not found
+            ):
                 found = True
                 buf.pos += 1
                 yield from _events_array(buf)
             else:
-                yield from _skip_value(buf)
-            char = yield from _peek(buf, "the top-level object")
-            buf.pos += 1
-            if char == _CLOSE_OBJECT:
+                yield from _value(buf, "value", _SKIPPER)
+            fault = f"object has no ',' or '}}' after the value of {key!r}"
+            if (yield from _take(buf, inside, ",}", fault)) == "}":
                 break
-            if char != _COMMA:
-                buf.pos -= 1
-                raise ScoutStreamError(
-                    f"JSON object has no ',' or '}}' after the value of {key!r} "
-                    f"at byte {buf.offset()}: {buf.found()}"
-                )
-            char = yield from _peek(buf, "the top-level object")
     if not found:
         shown = ", ".join(repr(key) for key in keys) if keys else "none"
         raise ScoutStreamError(
@@ -813,64 +792,20 @@ def _wrapped_events(buf: _ByteBuffer) -> _Splitter:
         )
 
 
-def _json_events(buf: _ByteBuffer) -> _Splitter:
+def _json_events(buf: _JSONParser) -> _Splitter:
     """Yield the events of a whole JSON body: an array, or a wrapper object."""
-    bom = codecs.BOM_UTF8
-    while len(buf.data) < len(bom) and not buf.eof:
-        yield _NEED
-    if buf.data.startswith(bom):
-        buf.pos = len(bom)
-    while True:
-        buf.pos = _skip_ws(buf.data, buf.pos)
-        if buf.pos < len(buf.data):
-            break
-        if buf.eof:
-            raise ScoutStreamError("JSON body is empty; expected an array or an object of events")
-        yield _NEED
-    char = buf.data[buf.pos]
-    if char == _OPEN_ARRAY:
-        buf.pos += 1
-        yield from _events_array(buf)
-    elif char == _OPEN_OBJECT:
-        buf.pos += 1
-        yield from _wrapped_events(buf)
-    else:
+    if (yield from _at_end(buf)):
+        raise ScoutStreamError("JSON body is empty; expected an array or an object of events")
+    char = buf.text[buf.pos]
+    if char not in "[{":
         raise ScoutStreamError(
-            f"JSON body is neither an array nor an object of events: it starts with {buf.found()}"
+            "JSON body is neither an array nor an object of events: "
+            f"it starts with {buf.found(buf.pos)}"
         )
-    while True:
-        buf.pos = _skip_ws(buf.data, buf.pos)
-        if buf.pos < len(buf.data):
-            raise ScoutStreamError(
-                f"JSON body has data after its end at byte {buf.offset()}: {buf.found()}"
-            )
-        if buf.eof:
-            return
-        yield _NEED
-
-
-class _JSONParser(_ValueParser):
-    """A JSON array of events (or an object wrapping one), split element by element."""
-
-    __slots__ = ("_buf", "_splitter")
-
-    def __init__(self) -> None:
-        self._buf = _ByteBuffer()
-        self._splitter = _json_events(self._buf)
-
-    def feed(self, chunk: bytes) -> Iterator[_Parsed]:
-        self._buf.append(chunk)
-        return self._run()
-
-    def finish(self) -> Iterator[_Parsed]:
-        self._buf.eof = True
-        return self._run()
-
-    def _run(self) -> Iterator[_Parsed]:
-        for item in self._splitter:
-            if item is _NEED:
-                return
-            yield item, None
+    buf.pos += 1
+    yield from _events_array(buf) if char == "[" else _wrapped_events(buf)
+    if not (yield from _at_end(buf)):
+        raise _fault(buf, "body has data after its end", buf.pos)
 
 
 # --------------------------------------------------------------------------------------------

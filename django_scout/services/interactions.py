@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .. import signals
-from ..client import ScoutError, UntrustedURLError
+from ..client import EventStream, ScoutError, UntrustedURLError
 from ..client.streams import SessionEvent
 from ..client.validation import build_messages, validate_json_object, validate_tags
 from ..conf import scout_settings
@@ -43,6 +43,7 @@ from .common import (
     enqueue_after_commit,
     error_code_for,
     get_client,
+    parse_timestamp,
     send_robust,
     signal_after_commit,
     unexpected_error_note,
@@ -57,20 +58,26 @@ from .scrubbing import scrub_text
 logger = logging.getLogger("django_scout")
 
 __all__ = [
+    "MAY_HAVE_RUN",
+    "STREAM_FAILED_EVENTS",
+    "STREAM_SUCCEEDED_EVENTS",
     "OutcomeNotStored",
     "ProcessOutcome",
     "StartOutcome",
     "accept_interaction",
+    "attach_session",
     "attempt_delivery",
     "callback_url_for",
     "claim_start",
     "complete_interaction",
+    "consume_stream",
     "fail_start",
     "fetch_events",
     "give_up_delivery",
     "give_up_start",
     "mark_start_unconfirmed",
     "perform_start",
+    "perform_stream",
     "process_delivery",
     "prune_interactions",
     "reconcile_interactions",
@@ -108,12 +115,16 @@ def start_interaction(
     variables: dict[str, Any] | None = None,
     tags: list[str] | None = None,
     subject: models.Model | None = None,
+    stream: bool = False,
 ) -> Interaction:
     """Validate, save a ``pending`` interaction and enqueue its start task on commit.
 
     The start task (on a Celery worker) asks Scout to run the agent asynchronously with a
     callback URL naming this interaction, and moves it to ``accepted``; Scout's callback then
-    finishes it. Follow it with the ``interaction_*`` signals.
+    finishes it. With ``stream=True`` the task instead runs the interaction through Scout's
+    streaming endpoint: the interaction is ``accepted`` once the first event arrives, each
+    event is stored as it arrives, and the stream's end finishes it (no callback is involved).
+    Follow it with the ``interaction_*`` signals.
 
     :param agent_id: the Scout agent to run.
     :param message: one text, sent as ``[{"content": message}]``. Pass exactly one of
@@ -130,11 +141,14 @@ def start_interaction(
         ``_`` or ``-``.
     :param subject: any saved model instance to attach (``interaction.subject``), typically
         the record your receiver updates.
+    :param stream: run it through Scout's streaming endpoint inside the worker, storing each
+        event as it arrives, instead of waiting for a callback.
     :returns: the saved ``Interaction``, still ``pending``.
     :raises ValueError: nothing is saved: an empty agent id or session id, neither or both of
         ``message``/``messages``, an empty message, bad tags, or metadata/variables that are
         not JSON objects.
-    :raises ImproperlyConfigured: ``API_KEY`` or ``CALLBACK_BASE_URL`` is not set.
+    :raises ImproperlyConfigured: ``API_KEY`` is not set, or ``CALLBACK_BASE_URL`` is not set
+        and ``stream`` is false.
     """
     if not isinstance(agent_id, str) or not agent_id.strip():
         raise ValueError("agent_id must be a non-empty string")
@@ -146,7 +160,8 @@ def start_interaction(
     clean_variables = validate_json_object(variables, "variables") or {}
     conf = scout_settings()
     conf.require("API_KEY")
-    conf.require("CALLBACK_BASE_URL")
+    if not stream:
+        conf.require("CALLBACK_BASE_URL")
 
     interaction = Interaction(
         agent_id=agent_id.strip(),
@@ -155,6 +170,7 @@ def start_interaction(
         metadata=clean_metadata,
         variables=clean_variables,
         tags=clean_tags,
+        stream=bool(stream),
         next_attempt_at=timezone.now() + _grace(),
     )
     interaction.set_subject(subject)
@@ -168,10 +184,15 @@ def retry_start(interaction: Interaction) -> Interaction:
     """Start a new interaction with the parameters of one whose start Scout refused.
 
     Terminal rows never change, so the retry is a new row (same agent, messages, session,
-    metadata, variables, tags and subject); raises ``ValueError`` unless ``interaction``
-    failed before Scout accepted it.
+    metadata, variables, tags, streaming and subject); raises ``ValueError`` unless
+    ``interaction`` failed before Scout accepted it, in a way that proves Scout ran nothing.
     """
-    if interaction.status != FAILED or interaction.session_id is not None:
+    if (
+        interaction.status != FAILED
+        or interaction.session_id is not None
+        or interaction.accepted_at is not None
+        or interaction.error_code in MAY_HAVE_RUN
+    ):
         raise ValueError(
             f"interaction {interaction.pk} did not fail at its start; "
             "only failed starts are retried"
@@ -183,6 +204,7 @@ def retry_start(interaction: Interaction) -> Interaction:
         metadata=interaction.metadata,
         variables=interaction.variables,
         tags=interaction.tags,
+        stream=interaction.stream,
         subject_content_type=interaction.subject_content_type,
         subject_object_id=interaction.subject_object_id,
         next_attempt_at=timezone.now() + _grace(),
@@ -223,17 +245,16 @@ def release_start_claim(interaction_id: UUID | str, reason: str) -> None:
     )
 
 
-def accept_interaction(interaction_id: UUID | str, session_id: str, events_url: str) -> bool:
+def accept_interaction(interaction_id: UUID | str, session_id: str | None, events_url: str) -> bool:
     """Move a pending interaction to ``accepted`` with Scout's session id and events URL.
 
     Sends ``interaction_accepted`` and enqueues any callback that arrived early. Returns False
-    (and does nothing) when the interaction was not pending.
+    (and does nothing) when the interaction was not pending. ``session_id`` may be ``None``
+    for a streamed interaction whose session is not known yet (see :func:`attach_session`).
     """
     with transaction.atomic():
         interaction = Interaction.objects.get(pk=interaction_id)
-        session, _ = Session.objects.get_or_create(
-            session_id=session_id, defaults={"agent_id": interaction.agent_id}
-        )
+        session = _session(session_id, interaction.agent_id) if session_id else None
         changed = Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
             status=ACCEPTED,
             session=session,
@@ -246,9 +267,10 @@ def accept_interaction(interaction_id: UUID | str, session_id: str, events_url: 
             return False
         notify_changed(Interaction, interaction.pk)
         _signal_interaction_after_commit(interaction.pk, signals.interaction_accepted)
-        early = CallbackDelivery.objects.filter(processed_at__isnull=True).filter(
-            Q(target_interaction_id=interaction.pk) | Q(session_id=session_id)
-        )
+        mine = Q(target_interaction_id=interaction.pk)
+        if session_id:
+            mine |= Q(session_id=session_id)
+        early = CallbackDelivery.objects.filter(processed_at__isnull=True).filter(mine)
         early_ids = list(early.values_list("pk", flat=True))
         if early_ids:
             # Due soon again, in case this enqueue does not reach the broker.
@@ -258,6 +280,25 @@ def accept_interaction(interaction_id: UUID | str, session_id: str, events_url: 
         for delivery_id in early_ids:
             enqueue_after_commit(scout_tasks().process_callback, delivery_id)
     return True
+
+
+def _session(session_id: str, agent_id: str) -> Session:
+    session, _ = Session.objects.get_or_create(
+        session_id=session_id, defaults={"agent_id": agent_id}
+    )
+    return session
+
+
+def attach_session(interaction_id: UUID | str, session_id: str) -> bool:
+    """Give an accepted interaction that has none yet Scout's ``session_id`` (a streamed
+    interaction learns it from its events). Returns False when it already had one."""
+    interaction = Interaction.objects.get(pk=interaction_id)
+    if interaction.session_id is not None:
+        return False
+    session = _session(session_id, interaction.agent_id)
+    return bool(
+        Interaction.objects.filter(pk=interaction_id, session__isnull=True).update(session=session)
+    )
 
 
 def fail_start(interaction_id: UUID | str, code: str, message: str) -> bool:
@@ -360,13 +401,19 @@ def perform_start(interaction_id: UUID | str, outcome: StartOutcome | None = Non
       ``failed`` with ``error_code="processing_error"`` and the error; as the request may have
       reached Scout, it is not sent again.
 
-    Returns ``skipped``, ``accepted``, ``failed`` or ``unconfirmed``.
+    A streamed interaction (``stream=True``) is run by :func:`perform_stream` instead, once
+    claimed.
+
+    Returns ``skipped``, ``accepted``, ``failed`` or ``unconfirmed``; for a streamed
+    interaction ``skipped``, ``succeeded`` or ``failed``.
     """
     try:
         if outcome is None:
             interaction = claim_start(interaction_id)
             if interaction is None:
                 return "skipped"
+            if interaction.stream:
+                return perform_stream(interaction)
             outcome = _send_start(interaction)
         try:
             return store_start_outcome(interaction_id, outcome)
@@ -443,6 +490,165 @@ def give_up_start(interaction_id: UUID | str, error: ScoutError) -> str:
     return "failed" if failed else "skipped"
 
 
+# --- streamed interactions -----------------------------------------------------------------
+
+#: Event names that end a streamed interaction as succeeded. Scout documents no vocabulary for
+#: an agent's stream, so its end is taken from these names, and from ``[DONE]``.
+STREAM_SUCCEEDED_EVENTS = frozenset({"interaction_completed"})
+#: Event names that end a streamed interaction as failed (``error``: an SSE error event).
+STREAM_FAILED_EVENTS = frozenset({"interaction_failed", "error"})
+#: ``error_code`` values of a failed start after which Scout may have run the agent anyway.
+MAY_HAVE_RUN = frozenset({"outcome_unknown", "stream_incomplete", "stream_interrupted"})
+
+
+def perform_stream(interaction: Interaction) -> str:
+    """Run a claimed streamed interaction through Scout's streaming endpoint.
+
+    Each event is stored as it arrives (:func:`consume_stream`). The start rule is
+    :func:`perform_start`'s, except that no callback can settle an ambiguous start: a failure
+    before any event arrived is retried (:class:`RetryLater`) only when Scout provably started
+    nothing, a refusal fails the interaction with its ``error_code``, and an ambiguous failure
+    fails it with ``outcome_unknown``; a stream that breaks off after an event fails it with
+    ``stream_interrupted``. None of these is sent again. Returns the interaction's status.
+    """
+    try:
+        with get_client() as client:
+            events = client.agents.stream_events(
+                interaction.agent_id,
+                messages=interaction.messages,
+                session_id=interaction.requested_session_id or None,
+                metadata=interaction.metadata or None,
+                variables=interaction.variables or None,
+                tags=interaction.tags or None,
+            )
+            with events:
+                consume_stream(interaction, events)
+    except ScoutError as exc:
+        _stream_failed(interaction.pk, exc)
+    except (RetryLater, *TRANSIENT_DATABASE_ERRORS):
+        raise
+    except Exception as exc:
+        logger.error(
+            "django-scout: the stream of %s raised an unexpected error; it ends failed",
+            interaction.pk,
+            exc_info=exc,
+        )
+        _fail(
+            interaction.pk,
+            PROCESSING_ERROR,
+            unexpected_error_note("the stream raised an unexpected error", exc),
+            from_statuses=(PENDING, ACCEPTED),
+        )
+    return str(Interaction.objects.values_list("status", flat=True).get(pk=interaction.pk))
+
+
+def _stream_failed(interaction_id: UUID, error: ScoutError) -> None:
+    """End a streamed interaction whose request or stream failed with ``error``, or retry it."""
+    status = Interaction.objects.values_list("status", flat=True).get(pk=interaction_id)
+    if status == ACCEPTED:
+        _fail(
+            interaction_id,
+            "stream_interrupted",
+            f"the stream broke off: {error}",
+            from_statuses=(ACCEPTED,),
+        )
+        return
+    kind = classify_start_failure(error)
+    if kind == "retry":
+        release_start_claim(interaction_id, f"retrying: {error}")
+        raise RetryLater(error, functools.partial(give_up_start, interaction_id, error)) from error
+    if kind == "refused":
+        fail_start(interaction_id, error_code_for(error), str(error))
+        return
+    logger.error("django-scout: stream of %s may have started at Scout (%s)", interaction_id, error)
+    fail_start(
+        interaction_id,
+        "outcome_unknown",
+        f"Scout may have started the interaction but no stream came back ({error}); "
+        "not repeated automatically",
+    )
+
+
+def consume_stream(interaction: Interaction, events: EventStream[SessionEvent]) -> None:
+    """Store a streamed interaction's ``events`` as they arrive and end it from the stream's end.
+
+    The first event moves it to ``accepted`` (Scout's session id: the requested one, else the
+    first an event carries). Each event is stored on its own, by sequence, before the next is
+    read, so it is visible at once; a sequence already stored is skipped, so reading the same
+    stream again changes nothing. The stream ends at an event named in
+    :data:`STREAM_SUCCEEDED_EVENTS` or :data:`STREAM_FAILED_EVENTS` (its ``status``, ``error``
+    and ``completed_at`` are the callback's), or at ``[DONE]`` (``succeeded``); a stream that
+    ends without either fails the interaction with ``stream_incomplete``. Errors of ``events``
+    propagate (see :func:`perform_stream`).
+    """
+    pk = interaction.pk
+    requested = interaction.requested_session_id or None
+    has_session = interaction.session_id is not None
+    accepted = False
+    end: SessionEvent | None = None
+    for event in events:
+        session_id = requested or _session_of(event)
+        if not accepted:
+            accept_interaction(pk, session_id, "")
+            accepted = True
+            has_session = has_session or bool(session_id)
+        elif session_id and not has_session:
+            attach_session(pk, session_id)
+            has_session = True
+        store_event_stream(interaction, (event,), batch_size=1)
+        Interaction.objects.filter(pk=pk, event_count__lte=event.sequence).update(
+            event_count=event.sequence + 1
+        )
+        if event.name in STREAM_SUCCEEDED_EVENTS or event.name in STREAM_FAILED_EVENTS:
+            end = event
+            break
+    if end is None and not events.ended_with_done:
+        _fail(
+            pk,
+            "stream_incomplete",
+            "the stream ended without interaction_completed, interaction_failed, error or [DONE]",
+            from_statuses=(PENDING, ACCEPTED),
+        )
+        return
+    if not accepted:  # [DONE] before any event: Scout answered, and ran nothing worth storing
+        accept_interaction(pk, requested, "")
+    Interaction.objects.filter(pk=pk).update(
+        events_fetched_at=timezone.now(), events_missing=False, events_error=""
+    )
+    status, outcome = _stream_outcome(end)
+    complete_interaction(pk, status, **outcome)
+
+
+def _session_of(event: SessionEvent) -> str | None:
+    """The Scout session id an event carries (at its top level or in its ``data``), if any."""
+    data = event.data
+    for holder in (data, data.get("data") if isinstance(data, dict) else None):
+        if isinstance(holder, dict):
+            value = holder.get("session_id")
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:255]
+    return None
+
+
+def _stream_outcome(end: SessionEvent | None) -> tuple[str, dict[str, Any]]:
+    """The status and the other arguments of :func:`complete_interaction`, from the event that
+    ended a stream (``None``: ``[DONE]`` ended it)."""
+    if end is None:
+        return SUCCEEDED, {}
+    data = end.data if isinstance(end.data, dict) else {}
+    completed = {"completed_at": parse_timestamp(data.get("completed_at"))}
+    status = data.get("status")
+    if end.name not in STREAM_FAILED_EVENTS and status in (None, SUCCEEDED):
+        return SUCCEEDED, completed
+    error = data.get("error")
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") or data.get("code") or "scout_failed"
+    message = error.get("message") or data.get("message")
+    if message is None:
+        message = end.data if isinstance(end.data, str) else f"Scout reported {status or end.name}"
+    return FAILED, {**completed, "error_code": str(code)[:100], "error_message": str(message)}
+
+
 # --- callbacks -----------------------------------------------------------------------------
 
 
@@ -510,7 +716,8 @@ def _record_callback_orm(
 def _match(delivery: CallbackDelivery) -> Interaction | None:
     if delivery.target_interaction_id is not None:
         return Interaction.objects.filter(pk=delivery.target_interaction_id).first()
-    in_session = Interaction.objects.filter(session_id=delivery.session_id)
+    # A streamed interaction gives Scout no callback URL: a callback is never its by session.
+    in_session = Interaction.objects.filter(session_id=delivery.session_id, stream=False)
     open_one = in_session.filter(status=ACCEPTED).order_by("accepted_at").first()
     return open_one or in_session.order_by("-accepted_at").first()
 
@@ -603,7 +810,12 @@ def process_delivery(
         Interaction.objects.filter(pk=interaction.pk).update(
             events_missing=True, events_error=scrub_text(events_error)
         )
-    elif should_fetch and events_url and interaction.events_fetched_at is None:
+    elif (
+        should_fetch
+        and events_url
+        and interaction.events_fetched_at is None
+        and not interaction.stream  # its events come from its stream
+    ):
         fetch_events(interaction, events_url)
 
     complete_interaction(

@@ -42,6 +42,11 @@ def _non_negative(owner: str, **values: float | None) -> None:
             raise ValueError(f"{owner}.{name} must be >= 0, got {value!r}")
 
 
+def _check_cut_off_mode(mode: str) -> None:
+    if mode not in ("clean", "abort"):
+        raise ValueError(f"cut_off_mode must be 'clean' or 'abort', got {mode!r}")
+
+
 @dataclass(frozen=True)
 class AgentBehaviour:
     """What an agent does when an interaction is started.
@@ -69,6 +74,10 @@ class AgentBehaviour:
             ``FakeScout.before_accept_timeout``) before answering the start request.
         name: the agent's ``name`` in ``GET /agents``; defaults to the agent id.
         description: the agent's ``description`` in ``GET /agents``.
+        cut_off_after: end a streamed interaction (``_interact``) after this many events,
+            without its terminal event (``interaction_completed``/``interaction_failed``).
+        cut_off_mode: how a cut-off ends: ``"clean"`` (the body ends normally) or ``"abort"``
+            (the socket is closed mid-body, a transport error for the client).
     """
 
     outcome: str = "succeeded"
@@ -85,8 +94,11 @@ class AgentBehaviour:
     callback_before_accept: bool = False
     name: str | None = None
     description: str = "An agent served by the fake Scout server."
+    cut_off_after: int | None = None
+    cut_off_mode: Literal["clean", "abort"] = "clean"
 
     def __post_init__(self) -> None:
+        _check_cut_off_mode(self.cut_off_mode)
         if self.events_format not in EVENTS_FORMATS:
             raise ValueError(
                 f"events_format must be one of {sorted(EVENTS_FORMATS)}, got {self.events_format!r}"
@@ -99,6 +111,7 @@ class AgentBehaviour:
             event_interval=self.event_interval,
             callback_delay=self.callback_delay,
             duplicates=self.duplicates,
+            cut_off_after=self.cut_off_after,
         )
 
     def callback_error(self) -> dict[str, str] | None:
@@ -165,8 +178,7 @@ class WorkflowBehaviour:
             raise ValueError(f"shape must be 'sdk' or 'docs', got {self.shape!r}")
         if self.outcome not in ("succeeded", "failed"):
             raise ValueError(f"outcome must be 'succeeded' or 'failed', got {self.outcome!r}")
-        if self.cut_off_mode not in ("clean", "abort"):
-            raise ValueError(f"cut_off_mode must be 'clean' or 'abort', got {self.cut_off_mode!r}")
+        _check_cut_off_mode(self.cut_off_mode)
         if self.config_response not in ("event", "run"):
             raise ValueError(
                 f"config_response must be 'event' or 'run', got {self.config_response!r}"

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from django_scout.client.workflow_events import (
@@ -36,15 +37,19 @@ from django_scout.client.workflow_events import (
     WorkflowRunStartedData,
 )
 
-from .behaviours import AppBehaviour, EventsFormat, WorkflowBehaviour
+from .behaviours import AgentBehaviour, AppBehaviour, EventsFormat, WorkflowBehaviour
 
 __all__ = [
+    "AGENT_STREAM_COMPLETED",
+    "AGENT_STREAM_FAILED",
     "FLUSH",
     "AbortStream",
     "Waiter",
     "WorkflowRunContext",
     "agent_event",
     "agent_events",
+    "agent_stream_end",
+    "agent_stream_sse",
     "app_plain_body",
     "app_sse",
     "encode_events",
@@ -146,6 +151,61 @@ def agent_events(
     """All ``total`` events of a session, one at a time."""
     for index in range(total):
         yield agent_event(session_id, index, total, created_at, reply)
+
+
+AGENT_STREAM_COMPLETED = "interaction_completed"
+"""The name of the event that ends a streamed interaction that succeeded (the fake's choice:
+Scout documents no agent event vocabulary)."""
+
+AGENT_STREAM_FAILED = "interaction_failed"
+"""The name of the event that ends a streamed interaction that failed."""
+
+
+def agent_stream_end(
+    session_id: str, total: int, created_at: datetime, behaviour: AgentBehaviour
+) -> dict[str, Any]:
+    """The event that ends a streamed interaction of ``total`` events: the outcome its callback
+    would carry (``session_id``, ``status``, ``completed_at`` and, when failed, ``error``)."""
+    failed = behaviour.outcome == "failed"
+    digest = hashlib.sha256(f"{session_id}:end".encode()).hexdigest()
+    event: dict[str, Any] = {
+        "id": f"evt_{digest[:24]}",
+        "name": AGENT_STREAM_FAILED if failed else AGENT_STREAM_COMPLETED,
+        "timestamp": iso_z(created_at + timedelta(milliseconds=total)),
+        "session_id": session_id,
+        "status": behaviour.outcome,
+        "completed_at": iso_z(datetime.now(timezone.utc)),
+    }
+    error = behaviour.callback_error()
+    if error is not None:
+        event["error"] = error
+    return event
+
+
+def agent_stream_sse(
+    session_id: str, created_at: datetime, behaviour: AgentBehaviour, *, wait: Waiter
+) -> Iterator[bytes]:
+    """A streamed interaction's SSE body: the session's events, then its terminal event
+    (:func:`agent_stream_end`) and ``data: [DONE]``, paced by ``event_interval``; or, with
+    ``cut_off_after``, only that many events, ending cleanly or with the socket closed."""
+    total = behaviour.events
+
+    def streamed() -> Iterator[dict[str, Any]]:
+        yield from agent_events(session_id, total, created_at, behaviour.reply)
+        yield agent_stream_end(session_id, total, created_at, behaviour)  # completed_at: now
+
+    events = streamed()
+    cut_off = behaviour.cut_off_after
+    if cut_off is not None and cut_off <= total:
+        yield from encode_events(
+            islice(events, cut_off), "sse", interval=behaviour.event_interval, wait=wait
+        )
+        if behaviour.cut_off_mode == "abort":
+            yield FLUSH
+            raise AbortStream
+        return
+    yield from encode_events(events, "sse", interval=behaviour.event_interval, wait=wait)
+    yield sse_event("[DONE]")
 
 
 _EVENTS_FRAMING: Mapping[str, tuple[bytes, bytes, bytes]] = {

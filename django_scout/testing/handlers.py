@@ -24,6 +24,7 @@ from .callbacks import CallbackDispatcher, callback_payload
 from .generators import (
     WorkflowRunContext,
     agent_events,
+    agent_stream_sse,
     app_plain_body,
     app_sse,
     encode_events,
@@ -262,10 +263,9 @@ class ScoutApp:
                     "messages": [{"role": "assistant", "content": behaviour.reply}],
                 },
             )
-        events = agent_events(session_id, behaviour.events, session.created_at, behaviour.reply)
         return Response.stream(
             EVENTS_FORMATS["sse"],
-            encode_events(events, "sse", interval=behaviour.event_interval, wait=self.wait),
+            agent_stream_sse(session_id, session.created_at, behaviour, wait=self.wait),
         )
 
     def _store_session(self, interaction: Interaction, behaviour: AgentBehaviour) -> FakeSession:

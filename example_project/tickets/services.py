@@ -13,8 +13,10 @@ TRIAGE_AGENT_ID = "support-triage"
 ROUTING_WORKFLOW_ID = "support-routing"
 
 
-def ask_scout(ticket: Ticket, agent_id: str = TRIAGE_AGENT_ID) -> Interaction:
-    """Start a triage interaction with the ticket as its subject."""
+def ask_scout(
+    ticket: Ticket, agent_id: str = TRIAGE_AGENT_ID, *, stream: bool = False
+) -> Interaction:
+    """Start a triage interaction with the ticket as its subject (streamed, with ``stream``)."""
     with transaction.atomic():
         interaction = start_interaction(
             agent_id,
@@ -22,6 +24,7 @@ def ask_scout(ticket: Ticket, agent_id: str = TRIAGE_AGENT_ID) -> Interaction:
             metadata={"ticket_id": ticket.pk, "customer_email": ticket.customer_email},
             tags=["support", "triage"],
             subject=ticket,
+            stream=stream,
         )
         Ticket.objects.filter(pk=ticket.pk).update(triage=Ticket.Triage.WAITING)
     return interaction

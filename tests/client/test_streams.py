@@ -468,16 +468,9 @@ TRICKY_ELEMENTS: list[Any] = [
     ],
     ids=["spaced", "compact", "indented"],
 )
-@pytest.mark.parametrize("window", [3, 50, None], ids=lambda size: f"window{size or 'default'}")
 async def test_json_array_elements(
-    mode: str,
-    chunk: int | None,
-    dumps: Callable[[Any], str],
-    window: int | None,
-    monkeypatch: pytest.MonkeyPatch,
+    mode: str, chunk: int | None, dumps: Callable[[Any], str]
 ) -> None:
-    if window is not None:  # elements cut by the fast path's decoding window
-        monkeypatch.setattr(streams, "_WINDOW_BYTES", window)
     body = dumps(TRICKY_ELEMENTS).encode()
     events = await collect_events(body, "application/json", chunk, mode)
     assert datas(events) == TRICKY_ELEMENTS
@@ -489,23 +482,24 @@ async def test_json_array_elements(
     assert events[2].data["event"] == "c"
 
 
-async def test_json_elements_larger_than_the_decoding_window(mode: str) -> None:
+async def test_json_elements_larger_than_the_chunks(mode: str) -> None:
     elements = [{"n": 1}, {"big": "é" * 300_000, "list": list(range(20_000))}, {"n": 3}, "x" * 1000]
     body = json.dumps(elements * 3, ensure_ascii=False).encode()
-    assert len(body) > 3 * streams._WINDOW_BYTES
+    assert len(body) > 2_000_000
     for chunk in (None, 65536, 1000):
         events = await collect_events(body, "application/json", chunk, mode)
         assert datas(events) == elements * 3
         assert [event.sequence for event in events] == list(range(12))
 
 
-async def test_json_many_multibyte_elements_in_one_chunk(mode: str) -> None:
-    # Windows of the fast path end inside multi-byte characters; nothing may be lost or doubled.
+async def test_json_many_multibyte_elements(mode: str) -> None:
+    # Chunks end inside multi-byte characters; nothing may be lost or doubled.
     elements = [{"i": i, "t": "日本語 é 😀" * (i % 7)} for i in range(30_000)]
     body = json.dumps(elements, ensure_ascii=False).encode()
-    assert len(body) > 2 * streams._WINDOW_BYTES
-    events = await collect_events(body, "application/json", None, mode)
-    assert datas(events) == elements
+    assert len(body) > 1_000_000
+    for chunk in (None, 65_536):
+        events = await collect_events(body, "application/json", chunk, mode)
+        assert datas(events) == elements
 
 
 @pytest.mark.parametrize("body", [b"[]", b" [ ] ", b"\r\n[\n\t]\n", b"\xef\xbb\xbf[]"])
@@ -589,6 +583,12 @@ async def test_json_object_without_a_list_of_events(
         (b'[{"a": "\xff"}]', "event 0 at byte 1 does not parse"),
         (b'[{"a": "\\ud800 \x01"}]', "does not parse"),
         (b"[nul]", "does not parse"),
+        (b"[01]", r"event 0 at byte 1 does not parse \(Extra data\): '01'$"),
+        (b"[1, truex]", r"event 1 at byte 4 does not parse \(Extra data\): 'truex'$"),
+        (b"[1, \xff]", "JSON body is not UTF-8: invalid start byte at byte 4$"),
+        (b'[1, "\xc3\xa9\xff"]', r"event 1 at byte 4 does not parse \(not UTF-8: invalid start"),
+        (b'["caf\xc3', "truncated: it ends inside a string"),
+        (b"[1]\xc3", "data after its end at byte 3"),
         (b'{"events": [1, 2]', "truncated"),
         (b'{"events": [1, 2], "x"', "truncated"),
         (b'{"events" [1]}', "no ':' after the key 'events'"),
@@ -596,6 +596,7 @@ async def test_json_object_without_a_list_of_events(
         (b'{"events": [1] "x": 2}', r"no ',' or '}' after the value of 'events'"),
         (b'{"x": tru, "events": [1]}', "value at byte 6 does not parse"),
         (b'{"x": [1}, "events": [1]}', "mismatched"),
+        (b'{"x": [1.5e], "events": [1]}', "value at byte 6 does not parse"),
         (b'"just a string"', "neither an array nor an object"),
         (b"42", "neither an array nor an object"),
         (b"", "JSON body is empty"),
@@ -607,6 +608,65 @@ async def test_json_invalid_or_truncated(
 ) -> None:
     with pytest.raises(ScoutStreamError, match=error):
         await collect_events(body, "application/json", chunk, mode)
+
+
+async def test_json_numbers_cut_between_chunks(mode: str, chunk: int | None) -> None:
+    # "1" may go on as "12", "1." as "1.5", "1e" as "1e+3": a number is only complete once
+    # something that cannot continue it follows
+    numbers = [12345, -0.5, 1.5e-7, -12e30, 0, 7, 10**25, -(10**25)]
+    for body in (json.dumps(numbers), json.dumps(numbers, indent=1), json.dumps({"data": numbers})):
+        events = await collect_events(body.encode(), "application/json", chunk, mode)
+        assert datas(events) == numbers
+
+
+async def test_json_large_element_is_decoded_a_few_times(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An element cut across many chunks is decoded again only once the text has grown by a
+    good part, not once per chunk (which would take time quadratic in its size)."""
+    scanned: list[int] = []
+    raw_decode = json.JSONDecoder.raw_decode
+
+    def counting(self: json.JSONDecoder, text: str, index: int = 0) -> tuple[Any, int]:
+        scanned.append(len(text) - index)
+        return raw_decode(self, text, index)
+
+    monkeypatch.setattr(json.JSONDecoder, "raw_decode", counting)
+    big = {"list": [{"k": index, "s": "é ] }"} for index in range(20_000)]}
+    body = json.dumps([{"n": 1}, big, {"n": 2}], ensure_ascii=False).encode()
+    # 1 kB chunks that each end with "}", the end of an inner object, as a network read may
+    chunks: list[bytes] = []
+    start = 0
+    while start < len(body):
+        end = body.find(b"}", start + 1000) + 1 or len(body)
+        chunks.append(body[start:end])
+        start = end
+    assert len(chunks) > 300
+    assert all(chunk.endswith(b"}") for chunk in chunks[:-1])
+    response, _ = make_response(chunks, "application/json", mode)
+    if mode == "sync":
+        events = list(iter_session_events(response))
+    else:
+        events = [event async for event in aiter_session_events(response)]
+    assert datas(events) == [{"n": 1}, big, {"n": 2}]
+    assert sum(scanned) < 8 * len(body)
+
+
+async def test_json_large_element_is_yielded_when_its_last_chunk_arrives(mode: str) -> None:
+    big = {"name": "big", "text": "x" * 200_000}
+    body = b"[" + json.dumps(big).encode()
+    chunks = split(body, 4096)
+    assert chunks[-1].endswith(b"}")
+    more = (f', {{"n": {index}}}'.encode() for index in itertools.count())
+    response, stream = make_response(itertools.chain(chunks, more), "application/json", mode)
+    if mode == "sync":
+        first = next(iter_session_events(response))
+    else:
+        events = aiter_session_events(response)
+        first = await events.__anext__()
+        await events.aclose()  # type: ignore[attr-defined]
+    assert first.data == big
+    assert stream.pulled == len(chunks)
 
 
 async def test_json_events_before_an_error_are_delivered(mode: str, chunk: int | None) -> None:
@@ -636,9 +696,13 @@ async def test_json_element_larger_than_the_limit(
         for chunk in (None, 64):
             with pytest.raises(ScoutStreamError, match="larger than 1000 bytes"):
                 await collect_events(body, "application/json", chunk, mode)
-    # skipped values of the wrapper object are not kept, so they may be larger
-    body = b'{"meta": {"big": "' + b"x" * 5000 + b'"}, "events": [{"n": 1}]}'
+    # the wrapper object's other values are decoded (then thrown away) under the same limit
+    body = b'{"meta": {"big": "' + b"x" * 900 + b'"}, "events": [{"n": 1}]}'
     assert datas(await collect_events(body, "application/json", 64, mode)) == [{"n": 1}]
+    body = b'{"meta": {"big": "' + b"x" * 5000 + b'"}, "events": [{"n": 1}]}'
+    for chunk in (None, 64):
+        with pytest.raises(ScoutStreamError, match="JSON value at byte 9 is larger than 1000"):
+            await collect_events(body, "application/json", chunk, mode)
 
 
 async def test_json_nested_too_deeply(mode: str) -> None:
@@ -867,9 +931,9 @@ class GeneratedBody(httpx.SyncByteStream):
         if self.fmt == "json":
             yield "["
         elif self.fmt == "wrapped":
-            # an irrelevant value of ~250 kB before the list, skipped without being kept
+            # an irrelevant value of ~50 kB before the list: decoded, then dropped, never kept
             yield '{"object": "list", "meta": {"blobs": ['
-            for index in range(5_000):
+            for index in range(1_000):
                 yield ("," if index else "") + '{"s": "] } [ { , \\" ", "n": [[1], {"a": []}]}'
             yield ']}, "events": ['
         for index in range(EVENTS):

@@ -292,3 +292,54 @@ def test_50k_event_stream_stored_with_bounded_memory(stack: FakeScout) -> None:
     assert InteractionEvent.objects.filter(interaction=interaction).count() == 50_000
     assert body_size > 5_000_000
     assert peak < body_size / 2, f"peak {peak} bytes for a {body_size}-byte stream"
+
+
+def test_streamed_interaction_shows_its_events_before_it_ends(stack: FakeScout) -> None:
+    stack.agent("agent-live", AgentBehaviour(events=8, event_interval=0.25, reply="live answer"))
+    interaction = start_interaction("agent-live", "Talk to me", stream=True)
+    seen: list[tuple[str, int, int]] = []  # (status, event_count, stored rows) while polling
+
+    def finished() -> bool:
+        current = Interaction.objects.get(pk=interaction.pk)
+        rows = InteractionEvent.objects.filter(interaction_id=interaction.pk).count()
+        seen.append((current.status, current.event_count, rows))
+        return current.is_terminal
+
+    wait_for(finished, 30, "the streamed interaction to finish")
+    interaction.refresh_from_db()
+    total = 8 + 1  # the events and the terminal event
+    assert (interaction.stream, interaction.status, interaction.error_code) == (
+        True,
+        "succeeded",
+        "",
+    )
+    assert interaction.event_count == total
+    events = list(interaction.events.order_by("sequence").values_list("sequence", "name"))
+    assert [sequence for sequence, _ in events] == list(range(total))
+    assert events[-1][1] == "interaction_completed"
+    # Progress was visible while the interaction was going: some (not all) events stored.
+    midway = [s for s in seen if s[0] == "accepted" and 0 < s[1] < total and 0 < s[2] < total]
+    assert midway, f"never saw an accepted interaction with partial events: {seen}"
+    (started,) = stack.interactions
+    assert (started.endpoint, started.callback_url) == ("stream", None)
+    assert interaction.session_id == started.session_id
+    assert wait_signals(interaction, 3) == [
+        "interaction_accepted",
+        "interaction_succeeded",
+        "interaction_completed",
+    ]
+    record = SignalRecord.objects.get(name="interaction_succeeded", object_id=str(interaction.pk))
+    assert record.event_count == total  # receivers can read the events
+
+
+def test_streamed_interaction_cut_off_is_interrupted_in_the_worker(stack: FakeScout) -> None:
+    stack.agent("agent-cut", AgentBehaviour(events=6, cut_off_after=3, cut_off_mode="abort"))
+    interaction = terminal(start_interaction("agent-cut", "Talk to me", stream=True))
+    assert (interaction.status, interaction.error_code) == ("failed", "stream_interrupted")
+    assert interaction.event_count == 3
+    assert len(stack.requests_matching("POST", "/world/*/_interact")) == 1
+    assert wait_signals(interaction, 3) == [
+        "interaction_accepted",
+        "interaction_failed",
+        "interaction_completed",
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 import uuid
 
 import httpx
@@ -351,14 +353,94 @@ def test_stream_interaction_is_sse_of_json_events(api, fake_scout):
         assert response.status_code == 200
         assert response.headers["content-type"] == "text/event-stream"
         datas = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
-    events = [json.loads(data) for data in datas]
+    assert datas[-1] == "[DONE]"
+    *events, end = [json.loads(data) for data in datas[:-1]]
     assert [event["data"]["index"] for event in events] == [0, 1, 2, 3]
     assert events[-1]["name"] == "message"
     assert events[-1]["data"]["text"] == "Final words."
+    session_id = fake_scout.interactions[0].session_id
+    assert end["name"] == "interaction_completed"
+    assert (end["session_id"], end["status"]) == (session_id, "succeeded")
     assert fake_scout.interactions[0].endpoint == "stream"
     session_stream = api.post("/world/streamer/s-3/_interact", json={"messages": MESSAGES})
     assert session_stream.status_code == 200
     assert "s-3" in fake_scout.sessions
+
+
+def stream_datas(api: httpx.Client, path: str) -> list[str]:
+    with api.stream("POST", path, json={"messages": MESSAGES}) as response:
+        assert response.status_code == 200
+        return [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+
+
+def test_a_failed_stream_ends_with_the_callbacks_error(api, fake_scout):
+    fake_scout.agent("a1", events=2, outcome="failed", error={"code": "x", "message": "broke"})
+    *_, last, done = stream_datas(api, "/world/a1/_interact")
+    assert done == "[DONE]"
+    end = json.loads(last)
+    assert {key: end[key] for key in ("name", "session_id", "status", "error")} == {
+        "name": "interaction_failed",
+        "session_id": fake_scout.interactions[0].session_id,
+        "status": "failed",
+        "error": {"code": "x", "message": "broke"},
+    }
+    assert end["completed_at"].endswith("Z")
+
+
+@pytest.mark.parametrize("cut", [0, 2, 3])
+def test_a_clean_cut_off_ends_the_stream_without_its_end(api, fake_scout, cut):
+    fake_scout.agent("a1", events=3, cut_off_after=cut)
+    datas = stream_datas(api, "/world/a1/_interact")
+    assert len(datas) == cut
+    assert "[DONE]" not in datas
+    names = {json.loads(data)["name"] for data in datas}
+    assert names <= {"message", "tool_call", "tool_result"}
+
+
+def test_an_aborted_cut_off_is_a_transport_error(api, fake_scout):
+    fake_scout.agent("a1", events=5, cut_off_after=2, cut_off_mode="abort")
+    received: list[str] = []
+
+    def read(response: httpx.Response) -> None:
+        received.extend(
+            json.loads(line[6:])["name"]
+            for line in response.iter_lines()
+            if line.startswith("data: ")
+        )
+
+    with (
+        api.stream("POST", "/world/a1/_interact", json={"messages": MESSAGES}) as response,
+        pytest.raises(httpx.RemoteProtocolError),  # the read fails mid-stream
+    ):
+        read(response)
+    assert received == ["message", "tool_call"]
+
+
+def test_a_cut_off_beyond_the_end_changes_nothing(api, fake_scout):
+    fake_scout.agent("a1", events=2, cut_off_after=3)
+    assert stream_datas(api, "/world/a1/_interact")[-1] == "[DONE]"
+
+
+def test_a_streamed_interaction_is_paced_by_event_interval(api, fake_scout):
+    # Pauses long enough that a loaded machine's scheduling noise cannot blur them; lower
+    # bounds only: the events arrive spread over the stream, not all at its end.
+    fake_scout.agent("a1", events=3, event_interval=0.5)
+    arrivals = []
+    started = time.monotonic()
+    with api.stream("POST", "/world/a1/_interact", json={"messages": MESSAGES}) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                arrivals.append(time.monotonic() - started)
+    assert len(arrivals) == 3 + 2  # the events, the terminal event, [DONE]
+    assert arrivals[-1] - arrivals[0] >= 1.45  # three pauses of 0.5 s
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals[:-1])]
+    assert min(gaps) >= 0.4
+
+
+@pytest.mark.parametrize("mode", ["", "sometimes"])
+def test_cut_off_mode_is_checked(mode):
+    with pytest.raises(ValueError, match="cut_off_mode"):
+        AgentBehaviour(cut_off_mode=mode)
 
 
 def test_stream_or_sync_with_a_callback_url_answers_202_json(api, fake_scout):

@@ -17,7 +17,7 @@ SPINNER = "|/-\\"
 
 
 class Command(BaseCommand):
-    """Start an async agent interaction through Celery and report on it."""
+    """Start an agent interaction (async, or streamed) through Celery and report on it."""
 
     help = "Start a Scout agent interaction; --wait follows it to a terminal status."
 
@@ -30,6 +30,11 @@ class Command(BaseCommand):
             "--tag", action="append", default=[], dest="tags", help="repeat for several tags"
         )
         parser.add_argument("--metadata", help="a JSON object sent as metadata")
+        parser.add_argument(
+            "--stream",
+            action="store_true",
+            help="run it through Scout's streaming endpoint, storing events as they arrive",
+        )
         parser.add_argument(
             "--wait", type=float, default=0, metavar="SECONDS", help="wait up to SECONDS"
         )
@@ -50,6 +55,7 @@ class Command(BaseCommand):
                 session_id=options["session_id"],
                 metadata=metadata,
                 tags=options["tags"] or None,
+                stream=options["stream"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None

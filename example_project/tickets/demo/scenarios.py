@@ -17,6 +17,8 @@ class Scenario:
     agent_id: str
     behaviour: AgentBehaviour
     expected_status: str
+    #: Run it through Scout's streaming endpoint (events stored as they arrive, no callback).
+    stream: bool = False
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -71,6 +73,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         "demo-early-callback",
         AgentBehaviour(events=8, callback_before_accept=True),
         "succeeded",
+    ),
+    Scenario(
+        "live",
+        "Dashboard charts are empty",
+        "Since this morning every chart on the dashboard shows no data.",
+        "demo-live",
+        AgentBehaviour(events=12, event_interval=0.1),
+        "succeeded",
+        stream=True,
     ),
 )
 

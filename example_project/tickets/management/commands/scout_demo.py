@@ -141,7 +141,8 @@ class Command(BaseCommand):
             ticket = Ticket.objects.create(
                 subject=scenario.subject, body=scenario.body, customer_email="jane@example.com"
             )
-            started.append((scenario, ticket, ask_scout(ticket, agent_id=scenario.agent_id)))
+            interaction = ask_scout(ticket, agent_id=scenario.agent_id, stream=scenario.stream)
+            started.append((scenario, ticket, interaction))
         runs: list[tuple[WorkflowScenario, Ticket, WorkflowRun]] = []
         for workflow, (_, ticket, _) in zip(WORKFLOW_SCENARIOS, started, strict=False):
             run = route_ticket(ticket, workflow.workflow_id, stream=workflow.stream)
@@ -235,6 +236,7 @@ class Command(BaseCommand):
                 {
                     "scenario": scenario.key,
                     "agent": scenario.agent_id,
+                    "mode": "stream" if interaction.stream else "callback",
                     "status": interaction.status + ("" if matches else " (!)"),
                     "events": summary["events"],
                     "deliveries": summary["deliveries"],
@@ -250,6 +252,7 @@ class Command(BaseCommand):
                 [
                     ("scenario", "scenario"),
                     ("agent", "agent"),
+                    ("mode", "mode"),
                     ("status", "status"),
                     ("events", "events"),
                     ("deliveries", "deliveries"),
