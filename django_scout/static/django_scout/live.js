@@ -113,10 +113,14 @@
     source.addEventListener("end", function (message) {
       source.close();
       var end = JSON.parse(message.data);
-      if (end.status) setStatus(end.status, errorCode);
+      root.setAttribute("data-scout-live-ended", "");
+      if (!end.status) {  // the row was deleted: nothing more will come
+        say("stopped");
+        return;
+      }
+      setStatus(end.status, errorCode);
       if (outcome) outcome.hidden = false;
       if (note) note.hidden = true;
-      root.setAttribute("data-scout-live-ended", "");
     });
     source.addEventListener("error", function () {
       // CONNECTING: the browser reconnects by itself (resuming with Last-Event-ID);
