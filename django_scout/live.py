@@ -67,7 +67,17 @@ from .models import (
 )
 from .services.live import CHANNEL, live_key, notify_backend
 
-__all__ = ["INTERACTION", "READ_BATCH", "RETRY_MS", "RUN", "LiveTarget", "respond", "staff_only"]
+__all__ = [
+    "INTERACTION",
+    "READ_BATCH",
+    "RETRY_MS",
+    "RUN",
+    "LiveTarget",
+    "may_watch",
+    "respond",
+    "staff_only",
+    "target_of",
+]
 
 logger = logging.getLogger("django_scout")
 
@@ -198,9 +208,22 @@ def _permission() -> Callable[[HttpRequest, models.Model], bool]:
     return import_string(scout_settings().LIVE_PERMISSION)  # type: ignore[no-any-return]
 
 
+def may_watch(request: HttpRequest, obj: models.Model) -> bool:
+    """Whether ``LIVE_PERMISSION`` lets ``request``'s viewer watch ``obj``."""
+    return bool(_permission()(request, obj))
+
+
+def target_of(obj: models.Model) -> LiveTarget:
+    """The :class:`LiveTarget` of an ``Interaction`` or a ``WorkflowRun`` (``TypeError`` else)."""
+    for target in (INTERACTION, RUN):
+        if isinstance(obj, target.model):
+            return target
+    raise TypeError(f"expected an Interaction or a WorkflowRun, got {type(obj).__name__}")
+
+
 def _authorised(request: HttpRequest, target: LiveTarget, pk: UUID) -> bool:
     obj = target.model._default_manager.filter(pk=pk).first()
-    return obj is not None and bool(_permission()(request, obj))
+    return obj is not None and may_watch(request, obj)
 
 
 def _last_event_id(request: HttpRequest) -> int | None:

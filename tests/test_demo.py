@@ -26,6 +26,7 @@ from tests.helpers import run_python
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "example_project"
 ADMIN_LINE = re.compile(r"^admin: (http://127\.0\.0\.1:\d+)/admin/", re.MULTILINE)
+LIVE_LINE = re.compile(r"^live triage: http://127\.0\.0\.1:\d+(/tickets/\d+/) ", re.MULTILINE)
 SERVING = "serving the admin for"
 
 
@@ -161,6 +162,45 @@ def test_demo_admin_is_styled_in_a_browser(demo: tuple[DemoProcess, str]) -> Non
             assert admin.is_styled()
             admin.screenshot("demo-interaction-changelist")
             admin.assert_clean()
+        finally:
+            context.close()
+
+
+def test_demo_ticket_page_follows_the_live_triage(demo: tuple[DemoProcess, str]) -> None:
+    """The live scenario's ticket page: ``{% scout_live %}`` with its static script, and the
+    relay's stream served by the demo's WSGI server."""
+    from tests.browser.pages import AdminBrowser, LoginPage
+    from tests.browser.support import artifacts_dir, launched_browser
+
+    found = LIVE_LINE.search(demo[0].output)
+    assert found, demo[0].output[-4000:]
+    with httpx.Client(base_url=demo[1], timeout=30) as client:
+        script = client.get("/static/django_scout/live.js")
+        assert script.status_code == 200
+        assert "EventSource" in script.text
+        assert client.get(found.group(1)).status_code == 302  # staff only: to the login
+    with launched_browser() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        try:
+            page = AdminBrowser(context.new_page(), demo[1], artifacts_dir())
+            LoginPage(page).open().log_in("demo", "demo")
+            page.open(found.group(1))
+            widget = page.page.locator("[data-scout-live]").first
+            assert widget.locator("[data-scout-live-badge]").inner_text().strip() == "succeeded"
+            assert widget.locator(".scout-live__event").count() == 13  # events + its end
+            assert widget.locator("[data-scout-live-outcome]").is_visible()
+            page.screenshot("demo-ticket-live")
+            # The stream itself, from the page (the session cookie authorises it).
+            end = page.page.evaluate(
+                """url => new Promise((resolve, reject) => {
+                    const source = new EventSource(url);
+                    source.addEventListener("end", (e) => { source.close(); resolve(e.data); });
+                    source.onerror = () => { source.close(); reject(new Error("stream failed")); };
+                })""",
+                f"/scout/live/interactions/{widget.get_attribute('data-scout-live-id')}/",
+            )
+            assert '"status":"succeeded"' in end
+            page.assert_clean()
         finally:
             context.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.urls import reverse
 
 
 class Ticket(models.Model):
@@ -25,3 +26,7 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"
+
+    def get_absolute_url(self) -> str:
+        """The ticket page (the admin links it as "View on site")."""
+        return reverse("ticket-detail", kwargs={"pk": self.pk})

@@ -23,7 +23,7 @@ from tests.browser.seed import ADMIN_PASSWORD, ADMIN_USERNAME, AdminData, seed_a
 from tests.browser.support import artifact_name, artifacts_dir, launched_browser
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, BrowserContext
 
 COLLAPSE_NAV_SIDEBAR = "window.localStorage.setItem('django.admin.navSidebarIsOpen', 'false');"
 
@@ -80,15 +80,23 @@ def anonymous_admin(
     # it is sticky, so full-page screenshots would show it floating halfway down, and it
     # takes room the wide changelists need.
     context.add_init_script(COLLAPSE_NAV_SIDEBAR)
-    admin = AdminBrowser(context.new_page(), live_server.url, screenshots)
+    yield from watched_tab(request, context, live_server.url, screenshots)
+
+
+def watched_tab(
+    request: pytest.FixtureRequest, context: BrowserContext, base_url: str, screenshots: Path
+) -> Iterator[AdminBrowser]:
+    """A tab of ``context`` on ``base_url`` for one test: it fails the test on browser problems
+    (or, when the test failed, saves a screenshot); the context is closed afterwards."""
+    tab = AdminBrowser(context.new_page(), base_url, screenshots)
     try:
-        yield admin
+        yield tab
         report = getattr(request.node, "report_call", None)
         if report is not None and report.failed:
-            admin.screenshot(f"FAILED-{artifact_name(request.node.name)}")
-            print("browser problems:", *admin.problems, sep="\n  ")
+            tab.screenshot(f"FAILED-{artifact_name(request.node.name)}")
+            print("browser problems:", *tab.problems, sep="\n  ")
         else:
-            admin.assert_clean()
+            tab.assert_clean()
     finally:
         context.close()
 

@@ -46,6 +46,23 @@ def complete(interaction_id: str) -> str:
     return str(complete_interaction(interaction_id, "succeeded"))
 
 
+def create_streamed(agent_id: str) -> str:
+    """A pending streamed interaction, its start not enqueued (see :func:`run_start`)."""
+    from django_scout.models import Interaction
+
+    interaction = Interaction.objects.create(
+        agent_id=agent_id, messages=[{"content": "triage this"}], stream=True
+    )
+    return str(interaction.pk)
+
+
+def run_start(interaction_id: str) -> str:
+    """Run the interaction's start task here and now (a streamed one: until its stream ends)."""
+    from django_scout.tasks import start_interaction_task
+
+    return str(start_interaction_task.apply(args=(interaction_id,)).get())
+
+
 if __name__ == "__main__":
     import django
 

@@ -79,7 +79,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Dashboard charts are empty",
         "Since this morning every chart on the dashboard shows no data.",
         "demo-live",
-        AgentBehaviour(events=12, event_interval=0.1),
+        AgentBehaviour(events=12, event_interval=0.25),
         "succeeded",
         stream=True,
     ),

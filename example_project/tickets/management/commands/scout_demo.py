@@ -96,7 +96,7 @@ class Command(BaseCommand):
             worker = Worker(worker_environment(scout_env), var_dir / "demo-worker.log").start()
             self.stdout.write("starting a Celery worker ...")
             worker.wait_ready()
-            ok = self._run_scenarios(fake, options["timeout"])
+            ok = self._run_scenarios(fake, options["timeout"], web.url)
             self._print_admin_hint(web.url)
             serve_for = options["serve_for"]
             if options["once"] or serve_for is not None:
@@ -135,7 +135,7 @@ class Command(BaseCommand):
             shutil.rmtree(folder)
             Path(folder).mkdir(parents=True)
 
-    def _run_scenarios(self, fake: FakeScout, timeout: float) -> bool:
+    def _run_scenarios(self, fake: FakeScout, timeout: float, site_url: str) -> bool:
         started: list[tuple[Any, Ticket, Interaction]] = []
         for scenario in SCENARIOS:
             ticket = Ticket.objects.create(
@@ -143,6 +143,11 @@ class Command(BaseCommand):
             )
             interaction = ask_scout(ticket, agent_id=scenario.agent_id, stream=scenario.stream)
             started.append((scenario, ticket, interaction))
+            if scenario.stream:
+                self.stdout.write(
+                    f"live triage: {site_url}{ticket.get_absolute_url()}  "
+                    f"(the {scenario.key!r} scenario, as it happens; user {DEMO_USER!r})"
+                )
         runs: list[tuple[WorkflowScenario, Ticket, WorkflowRun]] = []
         for workflow, (_, ticket, _) in zip(WORKFLOW_SCENARIOS, started, strict=False):
             run = route_ticket(ticket, workflow.workflow_id, stream=workflow.stream)
@@ -270,6 +275,7 @@ class Command(BaseCommand):
         self.stdout.write(f"admin: {url}/admin/  (user {DEMO_USER!r}, password {DEMO_PASSWORD!r})")
         self.stdout.write(f"       {url}/admin/django_scout/interaction/")
         self.stdout.write(f"       {url}/admin/django_scout/workflowrun/")
+        self.stdout.write(f"tickets: {url}/tickets/<id>/  (each ticket's triage, followed live)")
 
 
 def _start_web_server(port: int) -> WebServer:
