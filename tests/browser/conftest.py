@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.pages import AdminBrowser, LoginPage
+from tests.browser.pages import AdminBrowser, LoginPage, watched_tab
 from tests.browser.seed import ADMIN_PASSWORD, ADMIN_USERNAME, AdminData, seed_admin_data
-from tests.browser.support import artifact_name, artifacts_dir, launched_browser
+from tests.browser.support import artifacts_dir, launched_browser
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext
+    from playwright.sync_api import Browser
 
 COLLAPSE_NAV_SIDEBAR = "window.localStorage.setItem('django.admin.navSidebarIsOpen', 'false');"
 
@@ -81,24 +81,6 @@ def anonymous_admin(
     # takes room the wide changelists need.
     context.add_init_script(COLLAPSE_NAV_SIDEBAR)
     yield from watched_tab(request, context, live_server.url, screenshots)
-
-
-def watched_tab(
-    request: pytest.FixtureRequest, context: BrowserContext, base_url: str, screenshots: Path
-) -> Iterator[AdminBrowser]:
-    """A tab of ``context`` on ``base_url`` for one test: it fails the test on browser problems
-    (or, when the test failed, saves a screenshot); the context is closed afterwards."""
-    tab = AdminBrowser(context.new_page(), base_url, screenshots)
-    try:
-        yield tab
-        report = getattr(request.node, "report_call", None)
-        if report is not None and report.failed:
-            tab.screenshot(f"FAILED-{artifact_name(request.node.name)}")
-            print("browser problems:", *tab.problems, sep="\n  ")
-        else:
-            tab.assert_clean()
-    finally:
-        context.close()
 
 
 @pytest.fixture

@@ -18,17 +18,18 @@ test needs to read or use its parts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+import pytest
 from django.urls import reverse
 
 from tests.browser.support import artifact_name
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Locator, Page, Response
+    from playwright.sync_api import BrowserContext, ConsoleMessage, Locator, Page, Response
 
 APP_LABEL = "django_scout"
 
@@ -323,3 +324,21 @@ class ChangePage(ModelPage):
         """Follow the link with exactly this text; returns the page it opens."""
         self.admin.navigate(self.page.get_by_role("link", name=text, exact=True).first.click)
         return ChangePage(self.admin, model_name, self.app_label)
+
+
+def watched_tab(
+    request: pytest.FixtureRequest, context: BrowserContext, base_url: str, screenshots: Path
+) -> Iterator[AdminBrowser]:
+    """A tab of ``context`` on ``base_url`` for one test: it fails the test on browser problems
+    (or, when the test failed, saves a screenshot); the context is closed afterwards."""
+    tab = AdminBrowser(context.new_page(), base_url, screenshots)
+    try:
+        yield tab
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            tab.screenshot(f"FAILED-{artifact_name(request.node.name)}")
+            print("browser problems:", *tab.problems, sep="\n  ")
+        else:
+            tab.assert_clean()
+    finally:
+        context.close()

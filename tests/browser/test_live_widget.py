@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from django_scout.testing import FakeScout
-from tests.browser.conftest import watched_tab
-from tests.browser.pages import AdminBrowser
+from tests.browser.pages import AdminBrowser, watched_tab
 from tests.helpers import ROOT, migrated_sqlite_env, run_python, running_server
 
 if TYPE_CHECKING:
