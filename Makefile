@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed-stamp
 
 venv: $(STAMP)
 
+# pip installs uv (the dev extra's installer, which nox uses too); uv installs the rest, several
+# times faster than pip.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,docs,example,dev]"
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[test,docs,example,dev]"
 	touch $(STAMP)
 
 ## demo: fake Scout + the example site + a real Celery worker; stays up for the admin (Ctrl-C)
