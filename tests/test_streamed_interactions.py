@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import OperationalError
 from django.test import override_settings
 
 from django_scout import services
@@ -223,6 +224,30 @@ def test_an_unexpected_error_mid_stream_ends_it_failed(
     assert (interaction.status, interaction.error_code) == ("failed", "processing_error")
     assert "disk on fire" in interaction.error_message
     assert names(signal_log) == FAILURE
+
+
+def test_a_briefly_locked_database_mid_stream_is_waited_out(
+    fake_scout: FakeScout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task's retry would find the interaction claimed and leave it pending: each write is
+    retried in place instead (seen on SQLite with Django 4.2, "database is locked")."""
+    fake_scout.agent("a1", events=4)
+    real = event_store.store_event_stream
+    locked = {1: 2, 3: 1}  # sequence -> times the write is refused
+
+    def store(interaction: Interaction, events: Any, *, batch_size: int) -> int:
+        (event,) = events
+        if locked.get(event.sequence):
+            locked[event.sequence] -= 1
+            raise OperationalError("database is locked")
+        return real(interaction, (event,), batch_size=batch_size)
+
+    monkeypatch.setattr(interactions, "store_event_stream", store)
+    monkeypatch.setattr(interactions, "STREAM_WRITE_PAUSE", 0.001)
+    interaction = fresh(start_interaction("a1", "hi", stream=True))
+    assert (interaction.status, interaction.error_code) == ("succeeded", "")
+    assert [sequence for sequence, _ in event_rows(interaction)] == list(range(5))
+    assert locked == {1: 0, 3: 0}
 
 
 # --- the stream's end, read by consume_stream ----------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -589,16 +590,13 @@ def consume_stream(interaction: Interaction, events: EventStream[SessionEvent]) 
     for event in events:
         session_id = requested or _session_of(event)
         if not accepted:
-            accept_interaction(pk, session_id, "")
+            _waiting_out_locks(accept_interaction, pk, session_id, "")
             accepted = True
             has_session = has_session or bool(session_id)
         elif session_id and not has_session:
-            attach_session(pk, session_id)
+            _waiting_out_locks(attach_session, pk, session_id)
             has_session = True
-        store_event_stream(interaction, (event,), batch_size=1)
-        Interaction.objects.filter(pk=pk, event_count__lte=event.sequence).update(
-            event_count=event.sequence + 1
-        )
+        _waiting_out_locks(_store_streamed_event, interaction, event)
         if event.name in STREAM_SUCCEEDED_EVENTS or event.name in STREAM_FAILED_EVENTS:
             end = event
             break
@@ -617,6 +615,39 @@ def consume_stream(interaction: Interaction, events: EventStream[SessionEvent]) 
     )
     status, outcome = _stream_outcome(end)
     complete_interaction(pk, status, **outcome)
+
+
+def _store_streamed_event(interaction: Interaction, event: SessionEvent) -> None:
+    """Store one streamed event and count it; both idempotent (by sequence)."""
+    store_event_stream(interaction, (event,), batch_size=1)
+    Interaction.objects.filter(pk=interaction.pk, event_count__lte=event.sequence).update(
+        event_count=event.sequence + 1
+    )
+
+
+#: Attempts at one idempotent write while a stream is open, and the first pause between them.
+STREAM_WRITE_ATTEMPTS = 12
+STREAM_WRITE_PAUSE = 0.05
+
+
+def _waiting_out_locks(write: Callable[..., Any], *args: Any) -> Any:
+    """Run ``write`` (idempotent), retrying it in place on a transient database error.
+
+    A stream cannot be resumed once its request is sent, and the task's own retry would find
+    the interaction claimed and do nothing: a briefly locked database (SQLite under concurrent
+    writers, especially on Django < 5.1 without ``transaction_mode``) is waited out here, with
+    doubling pauses (about 3 s in all), before the error propagates.
+    """
+    pause = STREAM_WRITE_PAUSE
+    for attempt in range(STREAM_WRITE_ATTEMPTS):
+        try:
+            return write(*args)
+        except TRANSIENT_DATABASE_ERRORS:
+            if attempt == STREAM_WRITE_ATTEMPTS - 1:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+    raise AssertionError("unreachable")
 
 
 def _session_of(event: SessionEvent) -> str | None:
