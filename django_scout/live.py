@@ -221,9 +221,34 @@ def target_of(obj: models.Model) -> LiveTarget:
     raise TypeError(f"expected an Interaction or a WorkflowRun, got {type(obj).__name__}")
 
 
-def _authorised(request: HttpRequest, target: LiveTarget, pk: UUID) -> bool:
-    obj = target.model._default_manager.filter(pk=pk).first()
-    return obj is not None and may_watch(request, obj)
+def _authorised(request: HttpRequest, target: LiveTarget, pk: UUID, release: bool) -> bool:
+    """Whether the row exists and ``LIVE_PERMISSION`` allows it; with ``release``, the
+    thread's connections are closed afterwards."""
+    try:
+        obj = target.model._default_manager.filter(pk=pk).first()
+        return obj is not None and may_watch(request, obj)
+    finally:
+        if release:
+            _close_connections()
+
+
+#: Connects authorised at the same time in one process (one event loop). Under ASGI each
+#: request's synchronous part has a thread, and so a database connection, of its own: without
+#: this bound a burst of viewers (every widget of a page, every browser reconnecting after a
+#: deploy) would open one connection each at once and could exhaust the database's.
+CONNECT_CONCURRENCY = 4
+
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _connect_gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    return gate
 
 
 def _last_event_id(request: HttpRequest) -> int | None:
@@ -242,8 +267,12 @@ async def respond(request: HttpRequest, target: LiveTarget, pk: UUID) -> HttpRes
     a ``Last-Event-ID`` that is not an integer, else the stream (see the module docs)."""
     if request.method != "GET":
         return HttpResponseNotAllowed(["GET"])
-    # Thread-sensitive: the hook may read request.user, the session and the database.
-    if not await sync_to_async(_authorised)(request, target, pk):
+    asgi = isinstance(request, ASGIRequest)
+    # Thread-sensitive: the hook may read request.user, the session and the database. Under
+    # ASGI the request thread's connection is closed before the gate opens for the next one.
+    async with _connect_gate():
+        allowed = await sync_to_async(_authorised)(request, target, pk, asgi)
+    if not allowed:
         # The same answer whether the row exists or not: it says nothing about other rows.
         return HttpResponseForbidden("not allowed to watch this row")
     after = _last_event_id(request)
@@ -252,10 +281,7 @@ async def respond(request: HttpRequest, target: LiveTarget, pk: UUID) -> HttpRes
     conf = scout_settings()
     relay = Relay(target, pk, after)
     stream: Iterator[bytes] | AsyncIterator[bytes]
-    if isinstance(request, ASGIRequest):
-        stream = _stream_async(relay, conf)
-    else:
-        stream = _stream_sync(relay, conf)
+    stream = _stream_async(relay, conf) if asgi else _stream_sync(relay, conf)
     response = StreamingHttpResponse(stream, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass each message on at once

@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import httpx
+import psycopg
 import pytest
 from django.db import connection
 
+from django_scout.live import CONNECT_CONCURRENCY
 from tests.helpers import (
     ROOT,
     migrated_sqlite_env,
@@ -241,6 +243,41 @@ def test_waiting_clients_hold_no_thread_and_no_connection(server: Server) -> Non
     if server.kind == "postgresql":
         # The listener leaves with the last client.
         assert settled(open_connections, 0) == 0
+
+
+def test_a_burst_of_viewers_opens_a_bounded_number_of_connections(server: Server) -> None:
+    if server.kind != "postgresql":
+        pytest.skip("counts PostgreSQL connections")
+    interaction_id = server.change("create_interaction")
+    before = open_connections()
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(postgresql_url(), autocommit=True) as sampler:
+            while not done.is_set():
+                (count,) = sampler.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                ).fetchone() or (0,)
+                peak[0] = max(peak[0], int(count))
+                time.sleep(0.02)
+
+    sampling = threading.Thread(target=sample, daemon=True)
+    sampling.start()
+    # Each connect's hook takes 0.2 s on the request's thread, which holds a connection: 40
+    # at once would hold 40 connections without the gate.
+    viewers = [watch(server, interaction_id, **{"X-Viewer-Delay": "0.2"}) for _ in range(40)]
+    for viewer in viewers:
+        assert viewer.next_event()["event"] == "status"
+    done.set()
+    sampling.join()
+    server.change("complete", interaction_id)
+    for viewer in viewers:
+        assert viewer.closed.wait(WAIT)
+    pool = min(32, (os.cpu_count() or 1) + 4)
+    # The connects the gate lets through, the reads' pool and the one listener.
+    assert peak[0] - before <= CONNECT_CONCURRENCY + pool + 1
 
 
 def test_the_listener_is_shared_by_the_process(server: Server) -> None:

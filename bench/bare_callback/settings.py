@@ -14,22 +14,11 @@ from typing import Any
 
 import dj_database_url
 import django
+from _site_settings import *  # noqa: F403 (the shared stack)
+from _site_settings import INSTALLED_APPS, SCOUT_BASE
 
-from tests import settings as suite
-
-SECRET_KEY = "django-scout-bench-not-secret"
-DEBUG = False
-USE_TZ = True
-TIME_ZONE = "UTC"
-ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "bare_callback.urls"
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-# The test suite's stack (a typical one, the same for both views) without its signal recorder.
-MIDDLEWARE = suite.MIDDLEWARE
-TEMPLATES = suite.TEMPLATES
-INSTALLED_APPS = [app for app in suite.INSTALLED_APPS if app != "tests.testapp"]
-INSTALLED_APPS.append("bare_callback")
+INSTALLED_APPS = [*INSTALLED_APPS, "bare_callback"]
 
 _database: dict[str, Any] = dict(
     dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=600)
@@ -47,16 +36,6 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("BENCH_QUEUE", "django-scout-bench-en
 CELERY_TASK_ALWAYS_EAGER = False
 
 SCOUT = {
-    "API_KEY": "bench-api-key",
-    "API_BASE_URL": "https://api.scoutos.test",
-    "SIGNING_SECRET": "bench-signing-secret",
-    "CALLBACK_BASE_URL": "https://app.example.test",
+    **SCOUT_BASE,
     "FETCH_EVENTS": False,
-}
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_scout": {"handlers": ["console"], "level": "WARNING"}},
 }

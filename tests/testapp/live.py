@@ -9,11 +9,17 @@ and prints what it returns.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 
 def viewer_header(request: Any, obj: Any) -> bool:
-    """``LIVE_PERMISSION`` of the servers under test: requests with ``X-Viewer: allowed``."""
+    """``LIVE_PERMISSION`` of the servers under test: requests with ``X-Viewer: allowed``.
+
+    With ``X-Viewer-Delay: <seconds>`` it takes that long to answer (a slow hook, such as one
+    that reads the viewer's permissions from the database).
+    """
+    time.sleep(float(request.headers.get("X-Viewer-Delay") or 0))
     return bool(request.headers.get("X-Viewer") == "allowed")
 
 
