@@ -2,7 +2,8 @@
 
 Each task only translates a service's outcome into Celery terms: :class:`~.services.RetryLater`
 becomes a retry with backoff, or, once ``TASK_MAX_RETRIES`` retries have run, the call of its
-``give_up`` (:func:`retry_or_give_up`); transient database errors become retries too. The rules
+``give_up`` (:func:`retry_or_give_up`), carrying an :class:`~.services.OutcomeNotStored`'s outcome
+into the retry; transient database errors become retries too. The rules
 themselves, when to retry and how a row ends when retrying stops, live in the services (see
 :func:`~.services.perform_start`, :func:`~.services.perform_run` and
 :func:`~.services.attempt_delivery`). Importing this module registers its tasks with the
@@ -67,17 +68,23 @@ def retry_database_errors(func: Callable[..., R]) -> Callable[..., R]:
 
 def retry_or_give_up(task: Task[Any, Any], later: services.RetryLater, what: str) -> str:
     """Retry ``task`` with backoff (and Scout's ``Retry-After``) while it has retries left;
-    then end the work with the service's decision, :meth:`~.services.RetryLater.give_up`."""
+    then end the work with the service's decision, :meth:`~.services.RetryLater.give_up`.
+
+    The retry is given the service's :attr:`~.services.RetryLater.retry_kwargs` on top of the
+    task's own: an :class:`~.services.OutcomeNotStored` carries the outcome an attempt could not
+    store, so the next one stores it instead of sending the request again.
+    """
     if _retries_left(task):
         _log_retry(what, later)
         delay = _countdown(task.request.retries, later.retry_after)
-        raise task.retry(countdown=delay, exc=later.error) from later
+        kwargs = {**(task.request.kwargs or {}), **later.retry_kwargs}
+        raise task.retry(kwargs=kwargs, countdown=delay, exc=later.error) from later
     return later.give_up()
 
 
 def _log_retry(what: str, later: services.RetryLater) -> None:
     error = later.error
-    logger.warning("django-scout: %s will be retried: %s: %s", what, type(error).__name__, error)
+    logger.warning("django-scout: %s will be retried: %s: %s", what, type(error).__name__, later)
 
 
 @shared_task(bind=True, name="django_scout.start_interaction", max_retries=None, acks_late=True)
@@ -87,24 +94,15 @@ def start_interaction_task(
 ) -> str:
     """Start an interaction at Scout (:func:`~.services.perform_start`).
 
-    ``outcome`` is set only on a retry whose earlier attempt got Scout's answer but could not
-    store it: the answer is stored, and the request is never sent again.
+    ``outcome`` is set only on a retry whose earlier attempt got Scout's answer (or read a
+    streamed interaction's stream) but could not store it: it is stored, and the request is
+    never sent again.
     """
-    answer = services.StartOutcome.from_dict(outcome) if outcome is not None else None
+    answer = services.outcome_from_dict(outcome) if outcome is not None else None
     try:
         return services.perform_start(interaction_id, answer)
     except services.RetryLater as later:
         return retry_or_give_up(self, later, f"start of {interaction_id}")
-    except services.OutcomeNotStored as exc:
-        if not _retries_left(self):
-            raise
-        logger.warning("django-scout: %s; retrying with the answer", exc)
-        raise self.retry(
-            args=(interaction_id,),
-            kwargs={"outcome": exc.outcome.as_dict()},
-            countdown=_countdown(self.request.retries),
-            exc=exc,
-        ) from exc
 
 
 @shared_task(bind=True, name="django_scout.process_callback", max_retries=None, acks_late=True)
@@ -169,10 +167,17 @@ def _retry_alone(delivery_id: int, error: Exception) -> str:
 
 @shared_task(bind=True, name="django_scout.run_workflow", max_retries=None, acks_late=True)
 @retry_database_errors
-def run_workflow_task(self: Task[Any, Any], run_id: str) -> str:
-    """Run a workflow, webhook trigger or app (:func:`~.services.perform_run`)."""
+def run_workflow_task(
+    self: Task[Any, Any], run_id: str, outcome: dict[str, Any] | None = None
+) -> str:
+    """Run a workflow, webhook trigger or app (:func:`~.services.perform_run`).
+
+    ``outcome`` is set only on a retry whose earlier attempt got Scout's answer (or read the
+    run's stream) but could not store it: it is stored, and the request is never sent again.
+    """
+    answer = services.RunOutcome.from_dict(outcome) if outcome is not None else None
     try:
-        return services.perform_run(run_id)
+        return services.perform_run(run_id, answer)
     except services.RetryLater as later:
         return retry_or_give_up(self, later, f"run {run_id}")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +21,7 @@ import pytest
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
 from tests import celery_app  # noqa: F401  (sets the default Celery app for shared tasks)
-from tests.helpers import Committed
+from tests.helpers import Committed, DatabaseLock
 
 REQUIRE_SERVICES = os.environ.get("SCOUT_REQUIRE_SERVICES") == "1"
 
@@ -160,3 +160,22 @@ def committed(django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
     stay transactional.
     """
     return functools.partial(django_capture_on_commit_callbacks, execute=True)
+
+
+@pytest.fixture
+def database_lock(monkeypatch: pytest.MonkeyPatch) -> Iterator[DatabaseLock]:
+    """A :class:`~tests.helpers.DatabaseLock` on the default connection, not yet locked; the
+    in-place waits for a lock (``waiting_out_locks``) do not pause."""
+    from celery.signals import task_prerun
+    from django.db import connection
+
+    from django_scout.services import common
+
+    monkeypatch.setattr(common, "STREAM_WRITE_PAUSE", 0.0)
+    lock = DatabaseLock()
+    task_prerun.connect(lock.next_attempt, weak=False)
+    try:
+        with connection.execute_wrapper(lock):
+            yield lock
+    finally:
+        task_prerun.disconnect(lock.next_attempt)

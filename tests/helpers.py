@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from django.db import OperationalError
 from django.test import Client
 from django.test.client import Client as DjangoClient
 from django.urls import reverse
@@ -201,3 +202,58 @@ def migrated_sqlite_env(database: Path, overrides: dict[str, object]) -> dict[st
         timeout=120,
     )
     return env
+
+
+class DatabaseLock:
+    """A database that refuses writes, as a locked SQLite file does, once :meth:`lock` is called.
+
+    Installed on the default connection by the ``database_lock`` fixture: every ``INSERT``,
+    ``UPDATE`` and ``DELETE`` then raises ``OperationalError("database is locked")``, until the
+    next attempt of a Celery task starts (a retry), or after ``refusals`` refused writes when
+    given. Code that writes around the connection's cursor (PostgreSQL's ``COPY``) calls
+    :meth:`refuse` itself.
+    """
+
+    def __init__(self) -> None:
+        self.locked = False
+        self.left: int | None = None
+        self.refused = 0
+
+    def lock(self, refusals: int | None = None) -> None:
+        """Refuse writes from now on: until the next task attempt, or ``refusals`` of them."""
+        self.locked, self.left = True, refusals
+
+    def refuse(self) -> None:
+        """Raise ``OperationalError`` while locked (one refused write)."""
+        if not self.locked:
+            return
+        self.refused += 1
+        if self.left is not None:
+            self.left -= 1
+            self.locked = self.left > 0
+        raise OperationalError("database is locked")
+
+    def next_attempt(self, **_: Any) -> None:
+        """A task attempt starts (Celery's ``task_prerun``): a lock held until then lifts."""
+        if self.left is None:
+            self.locked = False
+
+    def __call__(self, execute: Callable[..., Any], sql: str, *args: Any) -> Any:
+        """The connection's execute wrapper."""
+        if sql.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            self.refuse()
+        return execute(sql, *args)
+
+
+def locking_before(
+    lock: DatabaseLock, write: Callable[..., Any], when: Callable[..., bool]
+) -> Callable[..., Any]:
+    """``write``, locking ``lock`` (until the task's next attempt) before a call whose
+    arguments satisfy ``when``."""
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        if when(*args):
+            lock.lock()
+        return write(*args, **kwargs)
+
+    return locked

@@ -11,6 +11,7 @@ import json
 from collections.abc import Generator, Iterator
 from datetime import timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -22,10 +23,11 @@ from django_scout.api import astart_interaction, start_interaction
 from django_scout.client import EventStream, SessionEvent
 from django_scout.models import CallbackDelivery, Interaction, InteractionEvent
 from django_scout.payloads import CallbackPayload
-from django_scout.services import event_store, interactions
+from django_scout.services import common, event_store, interactions
 from django_scout.tasks import start_interaction_task
 from django_scout.testing import FakeScout
 from django_scout.testing.generators import AGENT_STREAM_COMPLETED, AGENT_STREAM_FAILED
+from tests.helpers import DatabaseLock, locking_before
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,6 +228,19 @@ def test_an_unexpected_error_mid_stream_ends_it_failed(
     assert names(signal_log) == FAILURE
 
 
+def test_an_unexpected_error_storing_the_streams_end_ends_it_failed(
+    fake_scout: FakeScout, signal_log: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_scout.agent("a1", events=2)
+    broken = mock.Mock(side_effect=RuntimeError("constraint on fire"))
+    monkeypatch.setattr(interactions, "complete_interaction", broken)
+    interaction = fresh(start_interaction("a1", "hi", stream=True))
+    assert (interaction.status, interaction.error_code) == ("failed", "processing_error")
+    assert "constraint on fire" in interaction.error_message
+    assert len(stream_requests(fake_scout)) == 1
+    assert names(signal_log) == FAILURE
+
+
 def test_a_briefly_locked_database_mid_stream_is_waited_out(
     fake_scout: FakeScout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -243,11 +258,117 @@ def test_a_briefly_locked_database_mid_stream_is_waited_out(
         return real(interaction, (event,), batch_size=batch_size)
 
     monkeypatch.setattr(interactions, "store_event_stream", store)
-    monkeypatch.setattr(interactions, "STREAM_WRITE_PAUSE", 0.001)
+    monkeypatch.setattr(common, "STREAM_WRITE_PAUSE", 0.001)
     interaction = fresh(start_interaction("a1", "hi", stream=True))
     assert (interaction.status, interaction.error_code) == ("succeeded", "")
     assert [sequence for sequence, _ in event_rows(interaction)] == list(range(5))
     assert locked == {1: 0, 3: 0}
+
+
+def locking_at(
+    monkeypatch: pytest.MonkeyPatch, lock: DatabaseLock, sequence: int, refusals: int | None = None
+) -> None:
+    """Lock the database as event ``sequence`` is about to be stored (the store refuses too,
+    for PostgreSQL's ``COPY``, which the lock's execute wrapper does not see)."""
+    real = event_store.store_event_stream
+
+    def store(interaction: Interaction, events: Any, *, batch_size: int) -> int:
+        (event,) = events
+        if event.sequence == sequence and not lock.refused:
+            lock.lock(refusals)
+        lock.refuse()
+        return real(interaction, (event,), batch_size=batch_size)
+
+    monkeypatch.setattr(interactions, "store_event_stream", store)
+
+
+@pytest.mark.parametrize(
+    ("sequence", "status", "code"),
+    [(2, "failed", "stream_interrupted"), (3, "succeeded", "")],
+    ids=["mid-stream", "the-terminal-event"],
+)
+def test_a_database_locked_as_an_event_is_stored_settles_it_on_the_tasks_retry(
+    fake_scout: FakeScout,
+    signal_log: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    database_lock: DatabaseLock,
+    sequence: int,
+    status: str,
+    code: str,
+) -> None:
+    """The lock outlasts the in-place wait and the outcome's own write: the stream is abandoned,
+    and the task's retry stores its outcome without sending anything again. When the refused
+    event was the terminal one, the outcome is still the stream's, with its events missing."""
+    fake_scout.agent("a1", events=3)  # events 0-2, then the terminal event
+    locking_at(monkeypatch, database_lock, sequence)
+    interaction = fresh(start_interaction("a1", "hi", stream=True))
+    assert (interaction.status, interaction.error_code) == (status, code)
+    refused = "the database refused writes mid-stream (OperationalError: database is locked)"
+    said = interaction.error_message if status == "failed" else interaction.events_error
+    assert said.startswith(refused)
+    assert interaction.events_missing == (status == "succeeded")
+    assert [stored for stored, _ in event_rows(interaction)] == list(range(sequence))  # kept
+    assert database_lock.refused == common.STREAM_WRITE_ATTEMPTS + 1
+    if status == "succeeded":
+        (recorded,) = fake_scout.interactions
+        assert interaction.session_id == recorded.session_id  # carried by the refused event
+    assert len(stream_requests(fake_scout)) == 1
+    assert interaction.start_attempts == 1
+    assert names(signal_log) == (FAILURE if status == "failed" else SUCCESS)
+    assert start_interaction_task.apply(args=(str(interaction.pk),)).get() == "skipped"
+    assert len(stream_requests(fake_scout)) == 1
+
+
+def test_a_database_locked_at_the_streams_last_write_stores_its_end_on_the_retry(
+    fake_scout: FakeScout,
+    signal_log: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    database_lock: DatabaseLock,
+) -> None:
+    """Every event is stored; the lock comes as the stream's end is written."""
+    fake_scout.agent("a1", events=3, reply="the answer")
+    complete = interactions.complete_interaction
+    locked = locking_before(database_lock, complete, lambda *_: not database_lock.refused)
+    monkeypatch.setattr(interactions, "complete_interaction", locked)
+    interaction = fresh(start_interaction("a1", "hi", stream=True))
+    assert (interaction.status, interaction.error_code) == ("succeeded", "")
+    assert database_lock.refused == 1
+    assert event_rows(interaction)[-1] == (3, AGENT_STREAM_COMPLETED)
+    assert interaction.event_count == 3 + 1
+    assert (interaction.events_missing, interaction.events_error) == (False, "")
+    assert interaction.events_fetched_at is not None
+    (recorded,) = fake_scout.interactions
+    assert interaction.session_id == recorded.session_id
+    assert len(stream_requests(fake_scout)) == 1
+    assert names(signal_log) == SUCCESS
+
+
+def test_a_database_locked_mid_stream_on_the_last_attempt_still_ends_it(
+    fake_scout: FakeScout,
+    signal_log: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    database_lock: DatabaseLock,
+) -> None:
+    """No retry is left to store the outcome: giving up stores it, waiting out the lock."""
+    fake_scout.agent("a1", events=4)
+    # The in-place wait at event 2, the outcome's write, then one more refusal when giving up.
+    locking_at(monkeypatch, database_lock, 2, refusals=common.STREAM_WRITE_ATTEMPTS + 2)
+    with override_settings(SCOUT=fake_scout.scout_settings(TASK_MAX_RETRIES=0)):
+        interaction = fresh(start_interaction("a1", "hi", stream=True))
+    assert (interaction.status, interaction.error_code) == ("failed", "stream_interrupted")
+    assert database_lock.refused == common.STREAM_WRITE_ATTEMPTS + 2
+    assert len(stream_requests(fake_scout)) == 1
+    assert names(signal_log) == FAILURE
+
+
+def test_a_stream_outcome_survives_the_trip_through_the_tasks_arguments() -> None:
+    outcome = services.StreamOutcome(
+        "failed", "tool_crashed", "boom", "2026-03-05T14:30:00+00:00", "s-1", ended=True
+    )
+    carried = json.loads(json.dumps(outcome.as_dict()))
+    assert services.outcome_from_dict(carried) == outcome
+    start = services.StartOutcome("accepted", session_id="s-1")
+    assert services.outcome_from_dict(json.loads(json.dumps(start.as_dict()))) == start
 
 
 # --- the stream's end, read by consume_stream ----------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -17,10 +19,10 @@ from django_scout.api import (
     trigger_workflow_webhook,
 )
 from django_scout.models import WorkflowRun, WorkflowRunEvent
-from django_scout.services import workflows
+from django_scout.services import common, workflows
 from django_scout.tasks import run_workflow_task
 from django_scout.testing import AppBehaviour, FakeScout, WorkflowBehaviour
-from tests.helpers import Committed
+from tests.helpers import Committed, DatabaseLock, locking_before
 
 # Rolled back after each test; each call that commits in production (a service call, a
 # task) runs under ``committed()``, which runs its on_commit callbacks (the eager task) as it ends.
@@ -230,6 +232,97 @@ def test_unknown_stream_events_are_kept(fake_scout: FakeScout, committed: Commit
     run.refresh_from_db()
     assert run.status == "succeeded"
     assert run.events.filter(name="brand_new_event").exists()
+
+
+def streamed_run(kind: str, fake_scout: FakeScout) -> WorkflowRun:
+    """Start a streamed workflow run (seven events) or app execution (four), or a plain workflow
+    run (``plain``)."""
+    if kind in ("workflow", "plain"):
+        fake_scout.workflow("wf", WorkflowBehaviour(blocks=1, outputs={"answer": "42"}))
+        return run_workflow("wf", stream=kind == "workflow")
+    fake_scout.app("app1", AppBehaviour(tokens=["Hel", "lo", "!"], start_message="Thinking"))
+    return execute_app("app1", stream=True)
+
+
+def run_requests(fake_scout: FakeScout) -> int:
+    """How many requests were sent to Scout (a run's or an app's)."""
+    return len(fake_scout.requests_matching("POST"))
+
+
+StartLocked = Callable[[str, str, Callable[..., bool]], WorkflowRun]
+
+
+@pytest.fixture
+def start_locked(
+    fake_scout: FakeScout, database_lock: DatabaseLock, committed: Committed
+) -> StartLocked:
+    """``start_locked(kind, name, when)`` starts a :func:`streamed_run` of ``kind`` with the
+    database locked before the call of ``workflows.<name>`` whose arguments satisfy ``when``,
+    until the task's retry; returns the run as it ended."""
+
+    def start(kind: str, name: str, when: Callable[..., bool]) -> WorkflowRun:
+        write = locking_before(database_lock, getattr(workflows, name), when)
+        with mock.patch.object(workflows, name, write), committed():
+            run = streamed_run(kind, fake_scout)
+        run.refresh_from_db()
+        return run
+
+    return start
+
+
+@pytest.mark.parametrize("kind", ["workflow", "app"])
+def test_a_database_locked_mid_stream_fails_the_run_on_the_tasks_retry(
+    fake_scout: FakeScout,
+    signal_log: list[Any],
+    database_lock: DatabaseLock,
+    start_locked: StartLocked,
+    committed: Committed,
+    kind: str,
+) -> None:
+    """The lock outlasts the in-place wait and the outcome's own write: the stream is abandoned,
+    and the task's retry stores its outcome without sending anything again."""
+    run = start_locked(kind, "_store_event", lambda run, sequence, *_: sequence == 2)
+    assert (run.status, run.error_code) == ("failed", "stream_interrupted")
+    assert run.error_message.startswith(
+        "the database refused writes mid-stream (OperationalError: database is locked)"
+    )
+    assert list(run.events.order_by("sequence").values_list("sequence", flat=True)) == [0, 1]
+    assert database_lock.refused == common.STREAM_WRITE_ATTEMPTS + 1
+    assert run_requests(fake_scout) == 1
+    assert run.start_attempts == 1
+    assert names(signal_log) == ["workflow_run_failed", "workflow_run_completed"]
+    with committed():
+        assert run_workflow_task.apply(args=(str(run.pk),)).get() == "skipped"
+    assert run_requests(fake_scout) == 1
+
+
+@pytest.mark.parametrize("kind", ["workflow", "app", "plain"])
+def test_a_database_locked_at_the_runs_last_write_stores_its_end_on_the_retry(
+    fake_scout: FakeScout,
+    signal_log: list[Any],
+    database_lock: DatabaseLock,
+    start_locked: StartLocked,
+    kind: str,
+) -> None:
+    run = start_locked(kind, "finish_run", lambda *_: not database_lock.refused)
+    assert (run.status, run.error_code) == ("succeeded", "")
+    assert database_lock.refused == 1
+    expected: dict[str, Any] = {"answer": "42"}
+    if kind == "app":
+        expected = {"output": {"output": "Hello!"}}
+    assert run.outputs == expected
+    assert run.event_count == run.events.count() == {"workflow": 7, "app": 4, "plain": 0}[kind]
+    if kind != "app":
+        (recorded,) = fake_scout.workflow_runs
+        assert (run.scout_run_id, run.session_id) == (recorded.run_id, recorded.session_id)
+    assert run_requests(fake_scout) == 1
+    assert names(signal_log) == ["workflow_run_succeeded", "workflow_run_completed"]
+
+
+def test_a_run_outcome_survives_the_trip_through_the_tasks_arguments() -> None:
+    outcome = workflows.RunOutcome("succeeded", {"outputs": {"a": [1, None]}, "duration_ms": 2.5})
+    carried = json.loads(json.dumps(outcome.as_dict()))
+    assert workflows.RunOutcome.from_dict(carried) == outcome
 
 
 # --- config runs -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ views, the admin and management commands call these functions and stay thin.
 
 from .common import (
     TRANSIENT_DATABASE_ERRORS,
+    OutcomeNotStored,
     ReconcileReport,
     RetryLater,
     enqueue_after_commit,
@@ -22,9 +23,9 @@ from .common import (
 )
 from .housekeeping import prune, reconcile
 from .interactions import (
-    OutcomeNotStored,
     ProcessOutcome,
     StartOutcome,
+    StreamOutcome,
     accept_interaction,
     attach_session,
     attempt_delivery,
@@ -37,6 +38,7 @@ from .interactions import (
     give_up_delivery,
     give_up_start,
     mark_start_unconfirmed,
+    outcome_from_dict,
     perform_start,
     perform_stream,
     process_delivery,
@@ -50,6 +52,7 @@ from .interactions import (
 )
 from .workflows import (
     ENVIRONMENTS,
+    RunOutcome,
     execute_app,
     fail_run,
     give_up_run,
@@ -67,7 +70,9 @@ __all__ = [
     "ProcessOutcome",
     "ReconcileReport",
     "RetryLater",
+    "RunOutcome",
     "StartOutcome",
+    "StreamOutcome",
     "accept_interaction",
     "attach_session",
     "attempt_delivery",
@@ -86,6 +91,7 @@ __all__ = [
     "give_up_run",
     "give_up_start",
     "mark_start_unconfirmed",
+    "outcome_from_dict",
     "perform_run",
     "perform_start",
     "perform_stream",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from asgiref.sync import async_to_sync
 from celery import Task
@@ -99,11 +101,133 @@ class RetryLater(Exception):
         super().__init__(str(error))
         self.error = error
         self.retry_after: float | None = getattr(error, "retry_after", None)
+        #: Keyword arguments the next attempt is given (see :class:`OutcomeNotStored`).
+        self.retry_kwargs: dict[str, Any] = {}
         self._give_up = give_up
 
     def give_up(self) -> str:
         """End the work for good (no retries are left); returns the outcome the task reports."""
         return self._give_up()
+
+
+class Outcome(Protocol):
+    """How a row is to end (or move on), as decided once Scout answered: kept until it is
+    stored, and carried in a retried task's arguments meanwhile."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form (for a Celery task's arguments)."""
+        ...
+
+
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+
+class OutcomeNotStored(RetryLater):
+    """Scout answered (or a stream ran to its end, or was cut off), but storing the outcome hit
+    a transient database error.
+
+    The request is never sent again: the task retries with :attr:`outcome` (its ``as_dict()``
+    as the ``outcome`` keyword argument, :attr:`~RetryLater.retry_kwargs`), and the next attempt
+    stores it without sending anything. Once no retries are left, :meth:`~RetryLater.give_up`
+    stores it one last time, waiting out a brief lock in place (:func:`waiting_out_locks`).
+    """
+
+    def __init__(self, outcome: Outcome, error: Exception, give_up: Callable[[], str]) -> None:
+        super().__init__(error, give_up)
+        self.outcome = outcome
+        self.retry_kwargs = {"outcome": outcome.as_dict()}
+
+    def __str__(self) -> str:
+        return f"could not store the outcome, kept for the next attempt: {self.error}"
+
+
+def store_outcome(store: Callable[[OutcomeT], str], outcome: OutcomeT) -> str:
+    """``store(outcome)``, or :class:`OutcomeNotStored` carrying ``outcome`` when the database
+    fails transiently: the one rule for an outcome learned from a request that must not be sent
+    again (interactions' starts and streams, workflow runs). Returns what ``store`` returns."""
+    try:
+        return store(outcome)
+    except TRANSIENT_DATABASE_ERRORS as exc:
+        last_try = functools.partial(waiting_out_locks, store, outcome)
+        raise OutcomeNotStored(outcome, exc, last_try) from exc
+
+
+#: Attempts at one idempotent write that cannot simply be retried later (a write while a stream
+#: is open, the last attempt at storing an outcome), and the first pause between them.
+STREAM_WRITE_ATTEMPTS = 12
+STREAM_WRITE_PAUSE = 0.05
+
+R = TypeVar("R")
+
+
+def waiting_out_locks(write: Callable[..., R], *args: Any) -> R:
+    """Run ``write`` (idempotent), retrying it in place on a transient database error.
+
+    For a write that a later task attempt cannot make instead: a stream cannot be resumed once
+    its request is sent, so a briefly locked database (SQLite under concurrent writers,
+    especially on Django < 5.1 without ``transaction_mode``) is waited out here, with doubling
+    pauses (about 3 s in all), before the error propagates.
+    """
+    pause = STREAM_WRITE_PAUSE
+    for attempt in range(STREAM_WRITE_ATTEMPTS):
+        try:
+            return write(*args)
+        except TRANSIENT_DATABASE_ERRORS:
+            if attempt == STREAM_WRITE_ATTEMPTS - 1:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+    raise AssertionError("unreachable")
+
+
+E = TypeVar("E")
+
+
+class StoredStream(Generic[E]):
+    """A stream whose request went to Scout, read so that each event is stored before the next.
+
+    Iterating yields ``(sequence, event)`` (``sequence``: the event's position, from 0) once
+    ``store(sequence, event)`` has written it, waiting out a brief lock
+    (:func:`waiting_out_locks`). Reading stops early, with :attr:`cut` saying why, when:
+
+    - the stream breaks off after its first event (a :class:`~django_scout.client.ScoutError`;
+      one raised before any event propagates, as the start rule decides what it means);
+    - the database still refuses an event's writes: that event is yielded all the same (it may
+      be the one that ends the stream), then reading stops, since nothing more could be stored.
+
+    :attr:`arrived` counts the events read. Other errors of ``store`` propagate.
+    """
+
+    def __init__(self, events: Iterable[E], store: Callable[[int, E], object]) -> None:
+        self._events = events
+        self._store = store
+        self.arrived = 0
+        self.cut = ""
+
+    def __iter__(self) -> Iterator[tuple[int, E]]:
+        events = iter(self._events)
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                return
+            except ScoutError as exc:
+                if not self.arrived:
+                    raise
+                self.cut = f"the stream broke off: {exc}"
+                return
+            sequence = self.arrived
+            self.arrived += 1
+            try:
+                waiting_out_locks(self._store, sequence, event)
+            except TRANSIENT_DATABASE_ERRORS as exc:
+                self.cut = (
+                    f"the database refused writes mid-stream ({type(exc).__name__}: {exc}); "
+                    "the rest of the stream was not read"
+                )
+                yield sequence, event
+                return
+            yield sequence, event
 
 
 #: ``error_code`` of a row ended because django-scout raised an unexpected error handling it.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -38,6 +37,7 @@ from .common import (
     TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
     RetryLater,
+    StoredStream,
     aware,
     classify_start_failure,
     delete_in_batches,
@@ -47,6 +47,7 @@ from .common import (
     parse_timestamp,
     send_robust,
     signal_after_commit,
+    store_outcome,
     unexpected_error_note,
 )
 from .deliveries import upsert_delivery
@@ -62,9 +63,9 @@ __all__ = [
     "MAY_HAVE_RUN",
     "STREAM_FAILED_EVENTS",
     "STREAM_SUCCEEDED_EVENTS",
-    "OutcomeNotStored",
     "ProcessOutcome",
     "StartOutcome",
+    "StreamOutcome",
     "accept_interaction",
     "attach_session",
     "attempt_delivery",
@@ -77,6 +78,7 @@ __all__ = [
     "give_up_delivery",
     "give_up_start",
     "mark_start_unconfirmed",
+    "outcome_from_dict",
     "perform_start",
     "perform_stream",
     "process_delivery",
@@ -369,18 +371,47 @@ class StartOutcome:
         return cls(**data)
 
 
-class OutcomeNotStored(Exception):
-    """Scout answered, but storing the answer hit a transient database error.
+@dataclass(frozen=True)
+class StreamOutcome:
+    """How a streamed interaction's stream came out, kept until it is stored.
 
-    The task retries with :attr:`outcome`, never by sending the start request again.
+    ``ended``: the stream's end was read (a terminal event or ``[DONE]``), so Scout accepted the
+    interaction, and ``status`` (``succeeded`` or ``failed``), ``completed_at`` (ISO 8601, or
+    empty), ``session_id`` and the error are the stream's; otherwise the interaction fails with
+    ``error_code`` (``stream_interrupted``, ``outcome_unknown``, …) and ``message``.
+    ``events_error`` says why events of an ended stream are missing (the database refused them).
+    It travels as a dict in a retried task's arguments.
     """
 
-    def __init__(self, outcome: StartOutcome, error: BaseException) -> None:
-        super().__init__(f"could not store Scout's answer ({outcome.kind}): {error}")
-        self.outcome = outcome
+    status: str
+    error_code: str = ""
+    message: str = ""
+    completed_at: str = ""
+    session_id: str = ""
+    ended: bool = False
+    events_error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form (for a Celery task's arguments), told apart from a
+        :class:`StartOutcome`'s by its single ``stream`` key."""
+        return {"stream": asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamOutcome:
+        """The inverse of :meth:`as_dict`."""
+        return cls(**data["stream"])
 
 
-def perform_start(interaction_id: UUID | str, outcome: StartOutcome | None = None) -> str:
+def outcome_from_dict(data: dict[str, Any]) -> StartOutcome | StreamOutcome:
+    """The outcome a retried start task carries (``as_dict()`` of either kind)."""
+    if "stream" in data:
+        return StreamOutcome.from_dict(data)
+    return StartOutcome.from_dict(data)
+
+
+def perform_start(
+    interaction_id: UUID | str, outcome: StartOutcome | StreamOutcome | None = None
+) -> str:
     """Claim ``interaction_id``, send its start request to Scout and store the answer.
 
     Follows the start rule (:func:`.common.classify_start_failure`: Scout has no idempotency
@@ -396,14 +427,14 @@ def perform_start(interaction_id: UUID | str, outcome: StartOutcome | None = Non
       ``error_code="start_unconfirmed"``; Scout's callback still completes it (its URL names the
       interaction), otherwise reconcile fails it after ``CALLBACK_DEADLINE``;
     - once Scout has answered, a transient database error while storing the answer raises
-      :class:`OutcomeNotStored`, which carries the answer: the next attempt passes it as
-      ``outcome``, and it is stored without sending anything;
+      :class:`.common.OutcomeNotStored`, which carries the answer: the next attempt passes it as
+      ``outcome``, and it is stored without sending anything (:func:`.common.store_outcome`);
     - any other error (a bug, a database error that is not transient) ends the interaction
       ``failed`` with ``error_code="processing_error"`` and the error; as the request may have
       reached Scout, it is not sent again.
 
     A streamed interaction (``stream=True``) is run by :func:`perform_stream` instead, once
-    claimed.
+    claimed; its outcome (a :class:`StreamOutcome`) is carried the same way.
 
     Returns ``skipped``, ``accepted``, ``failed`` or ``unconfirmed``; for a streamed
     interaction ``skipped``, ``succeeded`` or ``failed``.
@@ -416,11 +447,10 @@ def perform_start(interaction_id: UUID | str, outcome: StartOutcome | None = Non
             if interaction.stream:
                 return perform_stream(interaction)
             outcome = _send_start(interaction)
-        try:
-            return store_start_outcome(interaction_id, outcome)
-        except TRANSIENT_DATABASE_ERRORS as exc:
-            raise OutcomeNotStored(outcome, exc) from exc
-    except (RetryLater, OutcomeNotStored, *TRANSIENT_DATABASE_ERRORS):
+        if isinstance(outcome, StreamOutcome):
+            return _settle_stream(interaction_id, outcome)
+        return store_outcome(functools.partial(store_start_outcome, interaction_id), outcome)
+    except (RetryLater, *TRANSIENT_DATABASE_ERRORS):
         raise
     except Exception as exc:
         logger.error(
@@ -510,7 +540,10 @@ def perform_stream(interaction: Interaction) -> str:
     before any event arrived is retried (:class:`RetryLater`) only when Scout provably started
     nothing, a refusal fails the interaction with its ``error_code``, and an ambiguous failure
     fails it with ``outcome_unknown``; a stream that breaks off after an event fails it with
-    ``stream_interrupted``. None of these is sent again. Returns the interaction's status.
+    ``stream_interrupted``, and so does one whose events the database still refuses after a
+    brief wait (the stream cannot be resumed). None of these is sent again. The outcome is
+    stored with :func:`.common.store_outcome`: when the database refuses that too, the task's
+    retry stores it (:class:`.common.OutcomeNotStored`). Returns the interaction's status.
     """
     try:
         with get_client() as client:
@@ -523,9 +556,9 @@ def perform_stream(interaction: Interaction) -> str:
                 tags=interaction.tags or None,
             )
             with events:
-                consume_stream(interaction, events)
+                outcome = _read_stream(interaction, events)
     except ScoutError as exc:
-        _stream_failed(interaction.pk, exc)
+        outcome = _unanswered_stream(interaction.pk, exc)
     except (RetryLater, *TRANSIENT_DATABASE_ERRORS):
         raise
     except Exception as exc:
@@ -534,43 +567,30 @@ def perform_stream(interaction: Interaction) -> str:
             interaction.pk,
             exc_info=exc,
         )
-        _fail(
-            interaction.pk,
-            PROCESSING_ERROR,
-            unexpected_error_note("the stream raised an unexpected error", exc),
-            from_statuses=(PENDING, ACCEPTED),
-        )
-    return str(Interaction.objects.values_list("status", flat=True).get(pk=interaction.pk))
+        note = unexpected_error_note("the stream raised an unexpected error", exc)
+        outcome = StreamOutcome(FAILED, PROCESSING_ERROR, note)
+    return _settle_stream(interaction.pk, outcome)
 
 
-def _stream_failed(interaction_id: UUID, error: ScoutError) -> None:
-    """End a streamed interaction whose request or stream failed with ``error``, or retry it."""
-    status = Interaction.objects.values_list("status", flat=True).get(pk=interaction_id)
-    if status == ACCEPTED:
-        _fail(
-            interaction_id,
-            "stream_interrupted",
-            f"the stream broke off: {error}",
-            from_statuses=(ACCEPTED,),
-        )
-        return
+def _unanswered_stream(interaction_id: UUID, error: ScoutError) -> StreamOutcome:
+    """The outcome of a stream that failed with ``error`` before any event, or
+    :class:`RetryLater` when Scout provably started nothing."""
     kind = classify_start_failure(error)
     if kind == "retry":
         release_start_claim(interaction_id, f"retrying: {error}")
         raise RetryLater(error, functools.partial(give_up_start, interaction_id, error)) from error
     if kind == "refused":
-        fail_start(interaction_id, error_code_for(error), str(error))
-        return
+        return StreamOutcome(FAILED, error_code_for(error), str(error))
     logger.error("django-scout: stream of %s may have started at Scout (%s)", interaction_id, error)
-    fail_start(
-        interaction_id,
+    return StreamOutcome(
+        FAILED,
         "outcome_unknown",
         f"Scout may have started the interaction but no stream came back ({error}); "
         "not repeated automatically",
     )
 
 
-def consume_stream(interaction: Interaction, events: EventStream[SessionEvent]) -> None:
+def consume_stream(interaction: Interaction, events: EventStream[SessionEvent]) -> str:
     """Store a streamed interaction's ``events`` as they arrive and end it from the stream's end.
 
     The first event moves it to ``accepted`` (Scout's session id: the requested one, else the
@@ -579,75 +599,103 @@ def consume_stream(interaction: Interaction, events: EventStream[SessionEvent]) 
     stream again changes nothing. The stream ends at an event named in
     :data:`STREAM_SUCCEEDED_EVENTS` or :data:`STREAM_FAILED_EVENTS` (its ``status``, ``error``
     and ``completed_at`` are the callback's), or at ``[DONE]`` (``succeeded``); a stream that
-    ends without either fails the interaction with ``stream_incomplete``. Errors of ``events``
-    propagate (see :func:`perform_stream`).
+    ends without either fails the interaction with ``stream_incomplete``, one that breaks off
+    after an event (or whose events the database refuses) with ``stream_interrupted``. An error
+    of ``events`` before any event propagates (see :func:`perform_stream`), and so does
+    :class:`.common.OutcomeNotStored`. Returns the interaction's status.
     """
+    return _settle_stream(interaction.pk, _read_stream(interaction, events))
+
+
+def _read_stream(interaction: Interaction, events: EventStream[SessionEvent]) -> StreamOutcome:
+    """Read and store ``events`` (see :func:`consume_stream`); how the stream came out."""
     pk = interaction.pk
     requested = interaction.requested_session_id or None
+    session_id = requested
     has_session = interaction.session_id is not None
-    accepted = False
     end: SessionEvent | None = None
-    for event in events:
-        session_id = requested or _session_of(event)
-        if not accepted:
-            _waiting_out_locks(accept_interaction, pk, session_id, "")
-            accepted = True
-            has_session = has_session or bool(session_id)
-        elif session_id and not has_session:
-            _waiting_out_locks(attach_session, pk, session_id)
+
+    def store(sequence: int, event: SessionEvent) -> None:
+        nonlocal has_session
+        found = requested or _session_of(event)
+        if sequence == 0:
+            accept_interaction(pk, found, "")
+            has_session = has_session or bool(found)
+        elif found and not has_session:
+            attach_session(pk, found)
             has_session = True
-        _waiting_out_locks(_store_streamed_event, interaction, event)
+        store_event_stream(interaction, (event,), batch_size=1)
+        Interaction.objects.filter(pk=pk, event_count__lte=event.sequence).update(
+            event_count=event.sequence + 1
+        )
+
+    stream = StoredStream(events, store)
+    for _, event in stream:
+        session_id = session_id or _session_of(event)
         if event.name in STREAM_SUCCEEDED_EVENTS or event.name in STREAM_FAILED_EVENTS:
             end = event
             break
+    if end is None and stream.cut:
+        return StreamOutcome(FAILED, "stream_interrupted", stream.cut)
     if end is None and not events.ended_with_done:
-        _fail(
-            pk,
-            "stream_incomplete",
-            "the stream ended without interaction_completed, interaction_failed, error or [DONE]",
-            from_statuses=(PENDING, ACCEPTED),
+        incomplete = (
+            "the stream ended without interaction_completed, interaction_failed, error or [DONE]"
         )
-        return
-    if not accepted:  # [DONE] before any event: Scout answered, and ran nothing worth storing
-        accept_interaction(pk, requested, "")
-    Interaction.objects.filter(pk=pk).update(
-        events_fetched_at=timezone.now(), events_missing=False, events_error=""
-    )
-    status, outcome = _stream_outcome(end)
-    complete_interaction(pk, status, **outcome)
+        return StreamOutcome(FAILED, "stream_incomplete", incomplete)
+    return _stream_outcome(end, session_id=session_id or "", events_error=stream.cut)
 
 
-def _store_streamed_event(interaction: Interaction, event: SessionEvent) -> None:
-    """Store one streamed event and count it; both idempotent (by sequence)."""
-    store_event_stream(interaction, (event,), batch_size=1)
-    Interaction.objects.filter(pk=interaction.pk, event_count__lte=event.sequence).update(
-        event_count=event.sequence + 1
-    )
+def _settle_stream(interaction_id: UUID | str, outcome: StreamOutcome) -> str:
+    """Store a streamed interaction's ``outcome`` (:func:`.common.store_outcome`: a transient
+    database error raises :class:`.common.OutcomeNotStored`); returns its status. Any other
+    error ends it ``failed`` with ``processing_error``, accepted or not."""
+    try:
+        return store_outcome(functools.partial(_store_stream_outcome, interaction_id), outcome)
+    except (RetryLater, *TRANSIENT_DATABASE_ERRORS):
+        raise
+    except Exception as exc:
+        logger.error(
+            "django-scout: storing the outcome of stream %s raised an unexpected error; "
+            "it ends failed",
+            interaction_id,
+            exc_info=exc,
+        )
+        note = unexpected_error_note("storing the stream's outcome raised an unexpected error", exc)
+        _fail(interaction_id, PROCESSING_ERROR, note, from_statuses=(PENDING, ACCEPTED))
+        return _status_of(interaction_id)
 
 
-#: Attempts at one idempotent write while a stream is open, and the first pause between them.
-STREAM_WRITE_ATTEMPTS = 12
-STREAM_WRITE_PAUSE = 0.05
+def _store_stream_outcome(interaction_id: UUID | str, outcome: StreamOutcome) -> str:
+    """End a streamed interaction as ``outcome`` says; returns its status. Idempotent."""
+    session_id = outcome.session_id or None
+    if not outcome.ended:
+        _fail(
+            interaction_id, outcome.error_code, outcome.message, from_statuses=(PENDING, ACCEPTED)
+        )
+    else:
+        accept_interaction(interaction_id, session_id, "")  # no-op once accepted
+        if session_id is not None:
+            attach_session(interaction_id, session_id)  # no-op once it has one
+        events: dict[str, Any] = {"events_missing": True, "events_error": outcome.events_error}
+        if not outcome.events_error:
+            events = {
+                "events_fetched_at": timezone.now(),
+                "events_missing": False,
+                "events_error": "",
+            }
+        Interaction.objects.filter(pk=interaction_id).update(**events)
+        complete_interaction(
+            interaction_id,
+            outcome.status,
+            completed_at=parse_timestamp(outcome.completed_at),
+            error_code=outcome.error_code,
+            error_message=outcome.message,
+        )
+    return _status_of(interaction_id)
 
 
-def _waiting_out_locks(write: Callable[..., Any], *args: Any) -> Any:
-    """Run ``write`` (idempotent), retrying it in place on a transient database error.
-
-    A stream cannot be resumed once its request is sent, and the task's own retry would find
-    the interaction claimed and do nothing: a briefly locked database (SQLite under concurrent
-    writers, especially on Django < 5.1 without ``transaction_mode``) is waited out here, with
-    doubling pauses (about 3 s in all), before the error propagates.
-    """
-    pause = STREAM_WRITE_PAUSE
-    for attempt in range(STREAM_WRITE_ATTEMPTS):
-        try:
-            return write(*args)
-        except TRANSIENT_DATABASE_ERRORS:
-            if attempt == STREAM_WRITE_ATTEMPTS - 1:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
-    raise AssertionError("unreachable")
+def _status_of(interaction_id: UUID | str) -> str:
+    return str(Interaction.objects.values_list("status", flat=True).get(pk=interaction_id))
 
 
 def _session_of(event: SessionEvent) -> str | None:
@@ -661,23 +709,37 @@ def _session_of(event: SessionEvent) -> str | None:
     return None
 
 
-def _stream_outcome(end: SessionEvent | None) -> tuple[str, dict[str, Any]]:
-    """The status and the other arguments of :func:`complete_interaction`, from the event that
-    ended a stream (``None``: ``[DONE]`` ended it)."""
-    if end is None:
-        return SUCCEEDED, {}
-    data = end.data if isinstance(end.data, dict) else {}
-    completed = {"completed_at": parse_timestamp(data.get("completed_at"))}
-    status = data.get("status")
-    if end.name not in STREAM_FAILED_EVENTS and status in (None, SUCCEEDED):
-        return SUCCEEDED, completed
-    error = data.get("error")
-    error = error if isinstance(error, dict) else {}
-    code = error.get("code") or data.get("code") or "scout_failed"
-    message = error.get("message") or data.get("message")
-    if message is None:
-        message = end.data if isinstance(end.data, str) else f"Scout reported {status or end.name}"
-    return FAILED, {**completed, "error_code": str(code)[:100], "error_message": str(message)}
+def _stream_outcome(
+    end: SessionEvent | None, *, session_id: str, events_error: str
+) -> StreamOutcome:
+    """The outcome of a stream that ended at ``end`` (``None``: ``[DONE]`` ended it)."""
+    status, code, message, completed_at = SUCCEEDED, "", "", None
+    if end is not None:
+        data = end.data if isinstance(end.data, dict) else {}
+        completed_at = parse_timestamp(data.get("completed_at"))
+        reported = data.get("status")
+        if end.name in STREAM_FAILED_EVENTS or reported not in (None, SUCCEEDED):
+            error = data.get("error")
+            error = error if isinstance(error, dict) else {}
+            status = FAILED
+            code = str(error.get("code") or data.get("code") or "scout_failed")[:100]
+            text = error.get("message") or data.get("message")
+            if text is None:
+                text = (
+                    end.data
+                    if isinstance(end.data, str)
+                    else f"Scout reported {reported or end.name}"
+                )
+            message = str(text)
+    return StreamOutcome(
+        status,
+        code,
+        message,
+        completed_at=completed_at.isoformat() if completed_at else "",
+        session_id=session_id,
+        ended=True,
+        events_error=events_error,
+    )
 
 
 # --- callbacks -----------------------------------------------------------------------------

@@ -6,7 +6,9 @@ given back and the task retried only when nothing started at Scout (and no event
 4xx fails the run. Unlike an interaction, a run has no callback to settle an ambiguous start:
 a read timeout, a 500 or a connection dropped after sending fails it with ``outcome_unknown``,
 a stream cut off mid-way with ``stream_interrupted``, and neither is repeated; ``rerun()``
-repeats it deliberately.
+repeats it deliberately. Once the request went to Scout, a transient database error never leaves
+the run claimed and unsettled: a stream's writes wait out a brief lock, and an outcome that
+cannot be stored is carried into the task's retry (see :func:`perform_run`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -27,6 +30,7 @@ from django.utils import timezone
 from .. import signals
 from ..client import (
     AppStreamEvent,
+    EventStream,
     ScoutError,
     WorkflowEvent,
     WorkflowRunResult,
@@ -41,6 +45,7 @@ from .common import (
     TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
     RetryLater,
+    StoredStream,
     classify_start_failure,
     delete_in_batches,
     enqueue_after_commit,
@@ -48,6 +53,7 @@ from .common import (
     get_client,
     parse_timestamp,
     signal_after_commit,
+    store_outcome,
     unexpected_error_note,
 )
 from .due import fail_overdue, requeue_due
@@ -66,6 +72,7 @@ FAILED = WorkflowRunStatus.FAILED
 __all__ = [
     "ENVIRONMENTS",
     "RetryLater",
+    "RunOutcome",
     "execute_app",
     "fail_run",
     "give_up_run",
@@ -311,6 +318,8 @@ def fail_run(run_id: UUID | str, code: str, message: str) -> bool:
 
 
 def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: Any) -> None:
+    if sequence == 0:
+        mark_running(run.pk)
     WorkflowRunEvent.objects.get_or_create(
         run=run,
         sequence=sequence,
@@ -323,52 +332,93 @@ def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: An
 # --- performing runs -----------------------------------------------------------------------
 
 
-def perform_run(run_id: UUID | str) -> str:
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended (``succeeded``/``failed``), or that Scout left it ``running``, with the
+    ``WorkflowRun`` fields to write with it; kept until it is stored. It travels as a dict in a
+    retried task's arguments."""
+
+    status: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form (for a Celery task's arguments)."""
+        return {"status": self.status, "fields": self.fields}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunOutcome:
+        """The inverse of :meth:`as_dict`."""
+        return cls(data["status"], dict(data["fields"]))
+
+
+def _failed(code: str, message: str, **fields: Any) -> RunOutcome:
+    return RunOutcome(FAILED, {"error_code": code, "error_message": message, **fields})
+
+
+def perform_run(run_id: UUID | str, outcome: RunOutcome | None = None) -> str:
     """Claim ``run_id`` and run it at Scout; returns ``skipped``/``succeeded``/``failed``/
     ``running``.
 
     Follows the start rule of the module docstring: raises :class:`RetryLater` (its
     ``give_up`` is :func:`give_up_run`) when the request provably started nothing. An error
     that is not Scout's (a bug, a database error that is not transient) fails the run with
-    ``error_code="processing_error"`` and the error; the run is not sent again.
+    ``error_code="processing_error"`` and the error; the run is not sent again. Once the request
+    went to Scout, a transient database error while storing the outcome raises
+    :class:`.common.OutcomeNotStored`, which carries it: the next attempt passes it as
+    ``outcome``, and it is stored without sending anything (:func:`.common.store_outcome`).
     """
-    run = claim_run(run_id)
-    if run is None:
-        return "skipped"
     try:
-        _dispatch(run)
+        if outcome is None:
+            run = claim_run(run_id)
+            if run is None:
+                return "skipped"
+            outcome = _outcome_of(run)
+        return store_outcome(functools.partial(_store_run_outcome, run_id), outcome)
+    except (RetryLater, *TRANSIENT_DATABASE_ERRORS):
+        raise
+    except Exception as exc:
+        failed = fail_run(run_id, PROCESSING_ERROR, _unexpected_error(run_id, exc))
+        return "failed" if failed else "skipped"
+
+
+def _unexpected_error(run_id: UUID | str, error: Exception) -> str:
+    """Log an unexpected error of a run; the ``error_message`` it ends ``failed`` with."""
+    logger.error(
+        "django-scout: run %s raised an unexpected error; it ends failed", run_id, exc_info=error
+    )
+    return unexpected_error_note("the run raised an unexpected error", error)
+
+
+def _outcome_of(run: WorkflowRun) -> RunOutcome:
+    """Send a claimed run's request and read Scout's answer; how the run came out."""
+    try:
+        return _dispatch(run)
     except ScoutError as exc:
-        run.refresh_from_db()
-        if run.is_terminal:
-            return run.status
-        if run.status == RUNNING or run.event_count > 0:
-            fail_run(run.pk, "stream_interrupted", f"the stream broke off: {exc}")
-        elif (kind := classify_start_failure(exc)) == "retry":
+        kind = classify_start_failure(exc)
+        if kind == "retry":
             release_run_claim(run.pk, f"retrying: {exc}")
             raise RetryLater(exc, functools.partial(give_up_run, run.pk, exc)) from exc
-        elif kind == "refused":
-            fail_run(run.pk, error_code_for(exc), str(exc))
-        else:
-            logger.error("django-scout: run %s may have started at Scout (%s)", run.pk, exc)
-            fail_run(
-                run.pk,
-                "outcome_unknown",
-                f"Scout may have started the run but no answer came back ({exc}); "
-                "not repeated automatically",
-            )
+        if kind == "refused":
+            return _failed(error_code_for(exc), str(exc))
+        logger.error("django-scout: run %s may have started at Scout (%s)", run.pk, exc)
+        return _failed(
+            "outcome_unknown",
+            f"Scout may have started the run but no answer came back ({exc}); "
+            "not repeated automatically",
+        )
     except TRANSIENT_DATABASE_ERRORS:
         raise
     except Exception as exc:
-        logger.error(
-            "django-scout: run %s raised an unexpected error; it ends failed", run.pk, exc_info=exc
-        )
-        fail_run(
-            run.pk,
-            PROCESSING_ERROR,
-            unexpected_error_note("the run raised an unexpected error", exc),
-        )
-    run.refresh_from_db()
-    return run.status
+        return _failed(PROCESSING_ERROR, _unexpected_error(run.pk, exc))
+
+
+def _store_run_outcome(run_id: UUID | str, outcome: RunOutcome) -> str:
+    """Apply ``outcome`` to the run; returns its status. Idempotent."""
+    if outcome.status == RUNNING:
+        mark_running(run_id, **outcome.fields)
+    else:
+        finish_run(run_id, outcome.status, **outcome.fields)
+    return str(WorkflowRun.objects.values_list("status", flat=True).get(pk=run_id))
 
 
 def give_up_run(run_id: UUID | str, error: ScoutError) -> str:
@@ -381,36 +431,32 @@ def give_up_run(run_id: UUID | str, error: ScoutError) -> str:
     return "failed" if failed else "skipped"
 
 
-def _dispatch(run: WorkflowRun) -> None:
+def _dispatch(run: WorkflowRun) -> RunOutcome:
     with get_client() as client:
         if run.kind == WorkflowRunKind.WEBHOOK:
             trigger = client.workflows.trigger_webhook(
                 run.webhook_url, run.inputs.get("webhook_body")
             )
             body = trigger.body if isinstance(trigger.body, dict) else {}
-            finish_run(
-                run.pk,
+            run_id = str(body.get("workflow_run_id") or body.get("run_id") or "")[:255]
+            return RunOutcome(
                 SUCCEEDED,
-                outputs=trigger.body,
-                raw_response=trigger.body,
-                scout_run_id=str(body.get("workflow_run_id") or body.get("run_id") or "")[:255],
+                {"outputs": trigger.body, "raw_response": trigger.body, "scout_run_id": run_id},
             )
-        elif run.kind == WorkflowRunKind.APP:
+        if run.kind == WorkflowRunKind.APP:
             if run.stream:
-                stream = client.apps.stream(run.workflow_id, run.inputs)
-                with stream:
-                    _consume_app_stream(run, stream)
-                _finish_app_stream(run, ended_with_done=stream.ended_with_done)
-            else:
-                execution = client.apps.execute(run.workflow_id, run.inputs)
-                finish_run(
-                    run.pk,
-                    SUCCEEDED,
-                    scout_run_id=(execution.id or "")[:255],
-                    outputs=execution.outputs,
-                    raw_response=execution.raw,
-                )
-        elif run.stream:
+                with client.apps.stream(run.workflow_id, run.inputs) as app_events:
+                    return _consume_app_stream(run, app_events)
+            execution = client.apps.execute(run.workflow_id, run.inputs)
+            return RunOutcome(
+                SUCCEEDED,
+                {
+                    "scout_run_id": (execution.id or "")[:255],
+                    "outputs": execution.outputs,
+                    "raw_response": execution.raw,
+                },
+            )
+        if run.stream:
             events = (
                 client.workflows.stream_with_config(
                     run.workflow_config or {}, run.inputs, **_config_options(run)
@@ -419,16 +465,15 @@ def _dispatch(run: WorkflowRun) -> None:
                 else client.workflows.stream(run.workflow_id, run.inputs, **_run_options(run))
             )
             with events:
-                _consume_workflow_stream(run, events)
-        else:
-            result = (
-                client.workflows.run_with_config(
-                    run.workflow_config or {}, run.inputs, **_config_options(run)
-                )
-                if run.kind == WorkflowRunKind.WORKFLOW_CONFIG
-                else client.workflows.run(run.workflow_id, run.inputs, **_run_options(run))
+                return _consume_workflow_stream(run, events)
+        result = (
+            client.workflows.run_with_config(
+                run.workflow_config or {}, run.inputs, **_config_options(run)
             )
-            _apply_result(run, result)
+            if run.kind == WorkflowRunKind.WORKFLOW_CONFIG
+            else client.workflows.run(run.workflow_id, run.inputs, **_run_options(run))
+        )
+        return _apply_result(run, result)
 
 
 def _run_options(run: WorkflowRun) -> dict[str, Any]:
@@ -443,7 +488,7 @@ def _config_options(run: WorkflowRun) -> dict[str, Any]:
     return {**_run_options(run), "workflow_key": run.workflow_key or None}
 
 
-def _apply_result(run: WorkflowRun, result: WorkflowRunResult) -> None:
+def _apply_result(run: WorkflowRun, result: WorkflowRunResult) -> RunOutcome:
     fields: dict[str, Any] = {
         "scout_run_id": (result.run_id or "")[:255],
         "outputs": result.outputs,
@@ -453,12 +498,11 @@ def _apply_result(run: WorkflowRun, result: WorkflowRunResult) -> None:
     if result.session_id and not run.session_id:
         fields["session_id"] = result.session_id[:255]
     if result.status == SUCCEEDED:
-        finish_run(run.pk, SUCCEEDED, **fields)
-    elif result.status == FAILED:
+        return RunOutcome(SUCCEEDED, fields)
+    if result.status == FAILED:
         message = "; ".join(str(error) for error in result.errors) or "the workflow run failed"
-        finish_run(run.pk, FAILED, error_code="workflow_failed", error_message=message, **fields)
-    else:
-        mark_running(run.pk, **fields)
+        return _failed("workflow_failed", message, **fields)
+    return RunOutcome(RUNNING, fields)
 
 
 def _event_payload(event: WorkflowEvent) -> tuple[str, Any, Any]:
@@ -468,48 +512,50 @@ def _event_payload(event: WorkflowEvent) -> tuple[str, Any, Any]:
     return str(name), data, getattr(event, "timestamp", None)
 
 
-def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) -> None:
+def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) -> RunOutcome:
+    """Store a run's events as they arrive; the outcome is the last run event's."""
     terminal: tuple[str, Any] | None = None
     started = timezone.now()
-    # Scout's run and session ids are written once, the first time an event carries them.
+    # Scout's run and session ids are written once, the first time an event carries them, and
+    # again with the outcome (in case the database refused them mid-stream).
+    found: dict[str, str] = {}
     missing = {"scout_run_id": not run.scout_run_id, "session_id": not run.session_id}
-    for sequence, event in enumerate(events):
-        if sequence == 0:
-            mark_running(run.pk)
-        name, data, when = _event_payload(event)
-        _store_event(run, sequence, name, data, when)
+
+    def store(sequence: int, event: WorkflowEvent) -> None:
+        _store_event(run, sequence, *_event_payload(event))
         event_data = getattr(event, "data", None)
-        found = {
+        carried = {
             "scout_run_id": getattr(event_data, "workflow_run_id", None),
             "session_id": getattr(event_data, "session_id", None),
         }
         updates = {
-            field: str(value)[:255] for field, value in found.items() if value and missing[field]
+            name: str(value)[:255]
+            for name, value in carried.items()
+            if value and missing[name] and name not in found
         }
         if updates:
             WorkflowRun.objects.filter(pk=run.pk).update(**updates)
-            missing.update(dict.fromkeys(updates, False))
+            found.update(updates)
+
+    stream = StoredStream(events, store)
+    for _, event in stream:
+        name = _event_payload(event)[0]
         if name in (WorkflowRunCompleted.event_name, WorkflowRunFailed.event_name):
-            terminal = (name, event_data)
+            terminal = (name, getattr(event, "data", None))
     duration_ms = (timezone.now() - started).total_seconds() * 1000
     if terminal is None:
-        fail_run(
-            run.pk,
+        if stream.cut:
+            return _failed("stream_interrupted", stream.cut, **found)
+        return _failed(
             "stream_incomplete",
             "the stream ended without workflow_run_completed or workflow_run_failed",
+            **found,
         )
-    elif terminal[0] == WorkflowRunCompleted.event_name:
+    if terminal[0] == WorkflowRunCompleted.event_name:
         output = getattr(terminal[1], "output", None)
-        finish_run(run.pk, SUCCEEDED, outputs=output, duration_ms=duration_ms)
-    else:
-        message = getattr(terminal[1], "message", None) or "the workflow run failed"
-        finish_run(
-            run.pk,
-            FAILED,
-            error_code="workflow_failed",
-            error_message=str(message),
-            duration_ms=duration_ms,
-        )
+        return RunOutcome(SUCCEEDED, {"outputs": output, "duration_ms": duration_ms, **found})
+    message = getattr(terminal[1], "message", None) or "the workflow run failed"
+    return _failed("workflow_failed", str(message), duration_ms=duration_ms, **found)
 
 
 def _merge_app_output(outputs: dict[str, Any], data: Any) -> None:
@@ -523,27 +569,25 @@ def _merge_app_output(outputs: dict[str, Any], data: Any) -> None:
         outputs[block] = {"output": piece}
 
 
-def _consume_app_stream(run: WorkflowRun, events: Iterable[AppStreamEvent]) -> None:
+def _consume_app_stream(run: WorkflowRun, events: EventStream[AppStreamEvent]) -> RunOutcome:
+    """Store an app's events as they arrive; it succeeds at ``[DONE]`` without an ``error``."""
     outputs: dict[str, Any] = {}
     errors: list[str] = []
-    for sequence, event in enumerate(events):
-        if sequence == 0:
-            mark_running(run.pk)
-        _store_event(run, sequence, event.event, event.data, None)
+    stream = StoredStream(
+        events, lambda sequence, event: _store_event(run, sequence, event.event, event.data, None)
+    )
+    for _, event in stream:
         if event.event == "message":
             _merge_app_output(outputs, event.data)
         elif event.event == "error":
             errors.append(str(event.data))
-    WorkflowRun.objects.filter(pk=run.pk).update(outputs=outputs)
+    if stream.cut:
+        return _failed("stream_interrupted", stream.cut)
     if errors:
-        fail_run(run.pk, "app_error", "; ".join(errors))
-
-
-def _finish_app_stream(run: WorkflowRun, *, ended_with_done: bool) -> None:
-    if ended_with_done:
-        finish_run(run.pk, SUCCEEDED)
-    else:
-        fail_run(run.pk, "stream_incomplete", "the app stream ended without [DONE]")
+        return _failed("app_error", "; ".join(errors), outputs=outputs)
+    if events.ended_with_done:
+        return RunOutcome(SUCCEEDED, {"outputs": outputs})
+    return _failed("stream_incomplete", "the app stream ended without [DONE]", outputs=outputs)
 
 
 # --- housekeeping --------------------------------------------------------------------------
