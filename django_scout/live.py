@@ -54,6 +54,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
+from django.urls import reverse
 from django.utils.module_loading import import_string
 
 from .conf import ScoutSettings, scout_settings
@@ -94,15 +95,24 @@ def staff_only(request: HttpRequest, obj: models.Model) -> bool:
     return bool(getattr(user, "is_active", False) and getattr(user, "is_staff", False))
 
 
+#: The columns of an event sent to a viewer (the relay's messages, the widget's timeline).
+_EVENT_COLUMNS = ("sequence", "name", "data", "timestamp", "created_at")
+
+
 @dataclass(frozen=True)
 class LiveTarget:
-    """What a live URL watches: the model, its event model and its terminal statuses."""
+    """What a live URL watches: everything in which an interaction and a run differ for the
+    relay and the widget, which read both the same way."""
 
     model: type[Interaction] | type[WorkflowRun]
     event_model: type[InteractionEvent] | type[WorkflowRunEvent]
     #: The event model's column naming the row (``interaction_id``, ``run_id``).
     owner: str
     terminal: tuple[str, ...]
+    #: What the widget calls the row (``interaction``, ``run``).
+    kind: str
+    #: The name of the row's live URL, which takes the row's id.
+    url_name: str
 
     def status(self, pk: UUID) -> dict[str, Any] | None:
         """The row's status message, or ``None`` when the row is gone."""
@@ -118,19 +128,39 @@ class LiveTarget:
         rows = (
             self.event_model._default_manager.filter(**{self.owner: pk, "sequence__gt": sequence})
             .order_by("sequence")
-            .values_list("sequence", "name", "data", "timestamp", "created_at")
+            .values_list(*_EVENT_COLUMNS)
         )
         return list(rows[:READ_BATCH])
 
+    def last_events(self, pk: UUID, count: int) -> list[tuple[Any, ...]]:
+        """The last ``count`` events, in order; the same columns as :meth:`events_after`."""
+        rows = (
+            self.event_model._default_manager.filter(**{self.owner: pk})
+            .order_by("-sequence")
+            .values_list(*_EVENT_COLUMNS)
+        )
+        return list(rows[:count])[::-1]
+
+    def live_url(self, pk: UUID) -> str:
+        """The path of the row's live stream."""
+        return reverse(self.url_name, args=[pk])
+
 
 INTERACTION = LiveTarget(
-    Interaction, InteractionEvent, "interaction_id", InteractionStatus.terminal()
+    Interaction,
+    InteractionEvent,
+    "interaction_id",
+    InteractionStatus.terminal(),
+    kind="interaction",
+    url_name="django_scout:live-interaction",
 )
 RUN = LiveTarget(
     WorkflowRun,
     WorkflowRunEvent,
     "run_id",
     (WorkflowRunStatus.SUCCEEDED.value, WorkflowRunStatus.FAILED.value),
+    kind="run",
+    url_name="django_scout:live-run",
 )
 
 

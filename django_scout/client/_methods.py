@@ -11,6 +11,10 @@ Nothing is sent there, so the same description serves both clients.
 parameters; ``Call[T]`` becomes ``T`` or a coroutine of ``T``, ``Stream[T]`` becomes
 :class:`EventStream` or :class:`AsyncEventStream`), and carries its name, docstring and signature
 so that ``help()`` and ``inspect.signature`` show the method, not the description.
+
+Endpoints that differ only in how the answer is read (``agents.interact`` and ``agents.stream``)
+share their parameters: :func:`with_parameters_of` makes each description from one function that
+takes the arguments.
 """
 
 from __future__ import annotations
@@ -47,10 +51,12 @@ __all__ = [
     "SyncResource",
     "async_method",
     "sync_method",
+    "with_parameters_of",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+A = TypeVar("A")
 
 #: Set on each derived method: the description it was made from.
 _ENDPOINT = "_scout_endpoint"
@@ -133,6 +139,37 @@ class SessionEventStream(Stream[SessionEvent]):
         stream = aopen_stream(http, self.spec, read)
         streams.append(stream)
         return stream
+
+
+def with_parameters_of(
+    parameters: Callable[P, A],
+) -> Callable[[Callable[[A], T]], Callable[P, T]]:
+    """A decorator making a description out of ``finish`` (the decorated function), which reads
+    the answer, and ``parameters``, which takes the arguments.
+
+    ``parameters`` has the public signature (with the first ``config`` parameter) and returns
+    what ``finish`` needs, e.g. the request builder with everything but ``stream`` given;
+    ``finish`` gives the docstring and the return type. The description calls one, then the
+    other, so the arguments are still checked when the method is called. Several descriptions
+    made from one ``parameters`` gain a new parameter in one place.
+    """
+
+    def decorate(finish: Callable[[A], T]) -> Callable[P, T]:
+        def description(*args: P.args, **kwargs: P.kwargs) -> T:
+            return finish(parameters(*args, **kwargs))
+
+        hints = typing.get_type_hints(parameters)
+        hints["return"] = typing.get_type_hints(finish)["return"]
+        signature = inspect.signature(parameters).replace(return_annotation=hints["return"])
+        description.__annotations__ = hints
+        description.__doc__ = finish.__doc__
+        description.__name__ = finish.__name__
+        description.__qualname__ = finish.__qualname__
+        description.__module__ = finish.__module__
+        vars(description)["__signature__"] = signature
+        return description
+
+    return decorate
 
 
 # --------------------------------------------------------------------------- resources

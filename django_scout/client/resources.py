@@ -3,18 +3,24 @@
 
 Each endpoint is described once, by a private function with the method's signature and
 docstring: it builds the request with ``_requests`` and says how to read the answer with
-``_decoders`` (see :mod:`._methods`). Below the descriptions of a resource, its blocking class
-(``Agents``) and its asynchronous twin (``AsyncAgents``) each name every endpoint in one line.
+``_decoders`` (see :mod:`._methods`). Endpoints that send the same request and read the answer
+differently (whole or streamed) take their parameters from one function
+(:func:`~._methods.with_parameters_of`), so a parameter is added to all of them at once.
+
+Below the descriptions of a resource, its blocking class (``Agents``) and its asynchronous twin
+(``AsyncAgents``) each name every endpoint in one line.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from . import _decoders as decode
 from . import _requests as build
 from ._config import ClientConfig
+from ._http import RequestSpec
 from ._methods import (
     AsyncResource,
     Call,
@@ -24,6 +30,7 @@ from ._methods import (
     SyncResource,
     async_method,
     sync_method,
+    with_parameters_of,
 )
 from .models import (
     ActiveAgent,
@@ -81,7 +88,7 @@ def _interact_async(
     return Call(spec, decode.parse_accepted)
 
 
-def _interact(
+def _agent_interaction(
     config: ClientConfig,
     agent_id: str,
     message: str | None = None,
@@ -92,82 +99,44 @@ def _interact(
     variables: dict[str, Any] | None = None,
     tags: Sequence[str] | None = None,
     revision_id: str | None = None,
-) -> Call[AgentReply]:
+) -> functools.partial[RequestSpec]:
+    """The parameters of ``interact``, ``stream`` and ``stream_events``: their request, but
+    for ``stream``."""
+    return functools.partial(
+        build.agent_interaction_request,
+        config,
+        agent_id,
+        message,
+        messages,
+        session_id=session_id,
+        metadata=metadata,
+        variables=variables,
+        tags=tags,
+        revision_id=revision_id,
+    )
+
+
+@with_parameters_of(_agent_interaction)
+def _interact(request: functools.partial[RequestSpec]) -> Call[AgentReply]:
     """Send messages and wait for the agent's reply (``_interact_sync``)."""
-    spec = build.agent_interaction_request(
-        config,
-        agent_id,
-        message,
-        messages,
-        stream=False,
-        session_id=session_id,
-        metadata=metadata,
-        variables=variables,
-        tags=tags,
-        revision_id=revision_id,
-    )
-    return Call(spec, decode.parse_agent_reply)
+    return Call(request(stream=False), decode.parse_agent_reply)
 
 
-def _stream_agent(
-    config: ClientConfig,
-    agent_id: str,
-    message: str | None = None,
-    *,
-    messages: Sequence[Any] | None = None,
-    session_id: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    variables: dict[str, Any] | None = None,
-    tags: Sequence[str] | None = None,
-    revision_id: str | None = None,
-) -> Stream[AgentStreamEvent]:
+@with_parameters_of(_agent_interaction)
+def _stream_agent(request: functools.partial[RequestSpec]) -> Stream[AgentStreamEvent]:
     """Send messages and iterate over the agent's server-sent events (``_interact``)."""
-    spec = build.agent_interaction_request(
-        config,
-        agent_id,
-        message,
-        messages,
-        stream=True,
-        session_id=session_id,
-        metadata=metadata,
-        variables=variables,
-        tags=tags,
-        revision_id=revision_id,
-    )
-    return DecodedStream(spec, decode.AgentStreamDecoder())
+    return DecodedStream(request(stream=True), decode.AgentStreamDecoder())
 
 
-def _stream_agent_events(
-    config: ClientConfig,
-    agent_id: str,
-    message: str | None = None,
-    *,
-    messages: Sequence[Any] | None = None,
-    session_id: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    variables: dict[str, Any] | None = None,
-    tags: Sequence[str] | None = None,
-    revision_id: str | None = None,
-) -> Stream[SessionEvent]:
+@with_parameters_of(_agent_interaction)
+def _stream_agent_events(request: functools.partial[RequestSpec]) -> Stream[SessionEvent]:
     """:meth:`stream`'s request, its events read as a session's events are: numbered from 0,
     named, with their id, timestamp and JSON text (:class:`~django_scout.client.SessionEvent`).
 
     The stream's ``ended_with_done`` is True when Scout's ``[DONE]`` sentinel ended it. If
     Scout answers with JSON instead of a stream, that JSON is read as an ``events_url`` body.
     """
-    spec = build.agent_interaction_request(
-        config,
-        agent_id,
-        message,
-        messages,
-        stream=True,
-        session_id=session_id,
-        metadata=metadata,
-        variables=variables,
-        tags=tags,
-        revision_id=revision_id,
-    )
-    return SessionEventStream(spec)
+    return SessionEventStream(request(stream=True))
 
 
 def _list_agents(config: ClientConfig) -> Call[list[Agent]]:
@@ -229,7 +198,7 @@ class AsyncSessions(AsyncResource):
 # --------------------------------------------------------------------------- workflows
 
 
-def _run_workflow(
+def _workflow_execution(
     config: ClientConfig,
     workflow_id: str,
     inputs: dict[str, Any] | None = None,
@@ -237,43 +206,32 @@ def _run_workflow(
     environment: str | None = None,
     revision_id: str | None = None,
     session_id: str | None = None,
-) -> Call[WorkflowRunResult]:
+) -> functools.partial[RequestSpec]:
+    """The parameters of ``run`` and ``stream``: their request, but for ``stream``."""
+    return functools.partial(
+        build.workflow_execute_request,
+        config,
+        workflow_id,
+        inputs,
+        environment=environment,
+        revision_id=revision_id,
+        session_id=session_id,
+    )
+
+
+@with_parameters_of(_workflow_execution)
+def _run_workflow(request: functools.partial[RequestSpec]) -> Call[WorkflowRunResult]:
     """Run a workflow and wait for its result (normalized from either response shape)."""
-    spec = build.workflow_execute_request(
-        config,
-        workflow_id,
-        inputs,
-        stream=False,
-        environment=environment,
-        revision_id=revision_id,
-        session_id=session_id,
-    )
-    return Call(spec, decode.parse_workflow_run)
+    return Call(request(stream=False), decode.parse_workflow_run)
 
 
-def _stream_workflow(
-    config: ClientConfig,
-    workflow_id: str,
-    inputs: dict[str, Any] | None = None,
-    *,
-    environment: str | None = None,
-    revision_id: str | None = None,
-    session_id: str | None = None,
-) -> Stream[WorkflowEvent]:
+@with_parameters_of(_workflow_execution)
+def _stream_workflow(request: functools.partial[RequestSpec]) -> Stream[WorkflowEvent]:
     """Run a workflow and iterate over its lifecycle events as they happen."""
-    spec = build.workflow_execute_request(
-        config,
-        workflow_id,
-        inputs,
-        stream=True,
-        environment=environment,
-        revision_id=revision_id,
-        session_id=session_id,
-    )
-    return DecodedStream(spec, decode.WorkflowStreamDecoder())
+    return DecodedStream(request(stream=True), decode.WorkflowStreamDecoder())
 
 
-def _run_with_config(
+def _inline_workflow(
     config: ClientConfig,
     workflow_config: dict[str, Any],
     inputs: dict[str, Any] | None = None,
@@ -282,42 +240,31 @@ def _run_with_config(
     environment: str | None = None,
     revision_id: str | None = None,
     session_id: str | None = None,
-) -> Call[WorkflowRunResult]:
+) -> functools.partial[RequestSpec]:
+    """The parameters of ``run_with_config`` and ``stream_with_config``: their request, but
+    for ``stream``."""
+    return functools.partial(
+        build.workflow_config_request,
+        config,
+        workflow_config,
+        inputs,
+        workflow_key=workflow_key,
+        environment=environment,
+        revision_id=revision_id,
+        session_id=session_id,
+    )
+
+
+@with_parameters_of(_inline_workflow)
+def _run_with_config(request: functools.partial[RequestSpec]) -> Call[WorkflowRunResult]:
     """Run a workflow defined inline by ``workflow_config`` (Scout beta endpoint)."""
-    spec = build.workflow_config_request(
-        config,
-        workflow_config,
-        inputs,
-        workflow_key=workflow_key,
-        environment=environment,
-        revision_id=revision_id,
-        session_id=session_id,
-    )
-    return Call(spec, decode.parse_run_with_config)
+    return Call(request(stream=False), decode.parse_run_with_config)
 
 
-def _stream_with_config(
-    config: ClientConfig,
-    workflow_config: dict[str, Any],
-    inputs: dict[str, Any] | None = None,
-    *,
-    workflow_key: str | None = None,
-    environment: str | None = None,
-    revision_id: str | None = None,
-    session_id: str | None = None,
-) -> Stream[WorkflowEvent]:
+@with_parameters_of(_inline_workflow)
+def _stream_with_config(request: functools.partial[RequestSpec]) -> Stream[WorkflowEvent]:
     """Run an inline ``workflow_config`` with ``streaming`` on; iterate over its events."""
-    spec = build.workflow_config_request(
-        config,
-        workflow_config,
-        inputs,
-        workflow_key=workflow_key,
-        environment=environment,
-        revision_id=revision_id,
-        session_id=session_id,
-        stream=True,
-    )
-    return DecodedStream(spec, decode.WorkflowStreamDecoder())
+    return DecodedStream(request(stream=True), decode.WorkflowStreamDecoder())
 
 
 def _trigger_webhook(

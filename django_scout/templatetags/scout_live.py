@@ -28,10 +28,9 @@ from typing import Any
 from django import template
 from django.http import HttpRequest
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.safestring import SafeString
 
-from ..live import INTERACTION, may_watch, target_of
+from ..live import may_watch, target_of
 from ..models import Interaction, WorkflowRun
 
 __all__ = ["DEFAULT_EVENTS", "SUMMARY_LENGTH", "event_summary", "scout_live", "scout_live_assets"]
@@ -73,12 +72,6 @@ def _clock(moment: datetime | None) -> str:
     return "" if moment is None else moment.astimezone(timezone.utc).strftime("%H:%M:%S")
 
 
-def _live_url(obj: Interaction | WorkflowRun) -> str:
-    if isinstance(obj, Interaction):
-        return reverse("django_scout:live-interaction", kwargs={"interaction_id": obj.pk})
-    return reverse("django_scout:live-run", kwargs={"run_id": obj.pk})
-
-
 @register.simple_tag(takes_context=True)
 def scout_live(
     context: template.Context,
@@ -99,12 +92,7 @@ def scout_live(
     terminal = status["status"] in target.terminal
     rows: list[dict[str, Any]] = []
     if allowed:
-        stored = (
-            target.event_model._default_manager.filter(**{target.owner: obj.pk})
-            .order_by("-sequence")
-            .values_list("sequence", "name", "data", "timestamp", "created_at")[:limit]
-        )
-        for sequence, name, data, timestamp, created_at in reversed(list(stored)):
+        for sequence, name, data, timestamp, created_at in target.last_events(obj.pk, limit):
             moment = timestamp or created_at
             rows.append(
                 {
@@ -116,7 +104,7 @@ def scout_live(
                 }
             )
     widget = {
-        "kind": "interaction" if target is INTERACTION else "run",
+        "kind": target.kind,
         "id": str(obj.pk),
         "status": status["status"],
         "error_code": status["error_code"] or "",
@@ -124,7 +112,7 @@ def scout_live(
         "allowed": allowed,
         "events": rows,
         "limit": limit,
-        "live_url": _live_url(obj) if allowed and not terminal else "",
+        "live_url": target.live_url(obj.pk) if allowed and not terminal else "",
         "last_event_id": rows[-1]["sequence"] if rows else "",
     }
     return SafeString(

@@ -33,7 +33,7 @@ from django_scout.client import (
     resources,
 )
 from django_scout.client._config import ClientConfig
-from django_scout.client._methods import async_method, sync_method
+from django_scout.client._methods import Call, async_method, sync_method, with_parameters_of
 
 PAIRS = [
     (resources.Agents, resources.AsyncAgents),
@@ -132,6 +132,40 @@ def test_a_description_must_return_a_call_or_a_stream() -> None:
         async_method(_typed_description)  # type: ignore[arg-type]
 
 
+def _toy_parameters(config: ClientConfig, name: str, *, size: int = 1) -> tuple[str, int]:
+    """Not shown: the parameters' own docstring."""
+    return name, size
+
+
+@with_parameters_of(_toy_parameters)
+def _toy(arguments: tuple[str, int]) -> Call[list[str]]:
+    """The toy's docstring."""
+    raise NotImplementedError
+
+
+def test_descriptions_sharing_parameters_show_those_parameters_and_their_own_docstring() -> None:
+    method = sync_method(_toy)
+    signature = inspect.signature(method)
+    assert str(signature) == "(self, name: str, *, size: int = 1) -> list[str]"
+    assert typing.get_type_hints(method) == {"name": str, "size": int, "return": list[str]}
+    assert method.__doc__ == "The toy's docstring."
+    assert inspect.iscoroutinefunction(async_method(_toy))
+
+
+@pytest.mark.parametrize(
+    ("cls", "names"),
+    [
+        (resources.Agents, ["interact", "stream", "stream_events"]),
+        (resources.Workflows, ["run", "stream"]),
+        (resources.Workflows, ["run_with_config", "stream_with_config"]),
+    ],
+)
+def test_whole_and_streamed_twins_take_the_same_parameters(cls: type, names: list[str]) -> None:
+    methods = _methods(cls)
+    first, *others = (inspect.signature(methods[name]).parameters for name in names)
+    assert others == [first] * len(others)
+
+
 def _answer(request: httpx.Request) -> httpx.Response:
     if request.url.path.endswith("/agents"):
         return httpx.Response(200, json=[{"id": "a1", "name": "Helper"}])
@@ -153,6 +187,7 @@ def test_the_blocking_client_is_precisely_typed() -> None:
         events = f"{BASE_URL}/events"
         assert_type(client.sessions.events(events), EventStream[SessionEvent]).close()
         assert_type(client.agents.stream("a1", "hi"), EventStream[AgentStreamEvent]).close()
+        assert_type(client.agents.stream_events("a1", "hi"), EventStream[SessionEvent]).close()
 
 
 async def test_the_async_client_is_precisely_typed() -> None:

@@ -5,48 +5,32 @@ from __future__ import annotations
 import json
 import time
 import tracemalloc
-from datetime import timedelta
 from typing import Any
 from unittest import mock
 
 import httpx
 import pytest
 from django.test import override_settings
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 from django_scout import services
 from django_scout.api import start_interaction
-from django_scout.models import CallbackDelivery, Interaction, InteractionEvent
+from django_scout.models import CallbackDelivery, InteractionEvent
 from django_scout.services.batching import batch_publisher
 from django_scout.services.publishing import publisher
 from django_scout.testing import AgentBehaviour, FakeScout
 from django_scout.testing import sign_callback as fake_sign
-from tests.integration.helpers import wait_for
+from tests.integration.helpers import (
+    accepted_awaiting_callback,
+    past_reconcile_grace,
+    progress_until_terminal,
+    terminal,
+    wait_for,
+    wait_signals,
+)
 from tests.testapp.models import Document, SignalRecord
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
-
-
-def terminal(interaction: Interaction, timeout: float = 30) -> Interaction:
-    def done() -> Interaction | None:
-        interaction.refresh_from_db()
-        return interaction if interaction.is_terminal else None
-
-    finished: Interaction = wait_for(done, timeout, f"interaction {interaction.pk} to finish")
-    return finished
-
-
-def signal_names(interaction: Interaction) -> list[str]:
-    return list(
-        SignalRecord.objects.filter(object_id=str(interaction.pk)).values_list("name", flat=True)
-    )
-
-
-def wait_signals(interaction: Interaction, count: int) -> list[str]:
-    wait_for(lambda: len(signal_names(interaction)) >= count, 15, "signals")
-    time.sleep(0.3)  # a duplicate would arrive now
-    return signal_names(interaction)
 
 
 def test_happy_path(stack: FakeScout) -> None:
@@ -121,18 +105,6 @@ def test_callback_before_accept(stack: FakeScout) -> None:
     ]
 
 
-def _accepted_with_manual_callback(stack: FakeScout, agent_id: str) -> Interaction:
-    stack.agent(agent_id, AgentBehaviour(auto_callback=False, events=2))
-    interaction = start_interaction(agent_id, "go")
-
-    def accepted() -> bool:
-        interaction.refresh_from_db()
-        return interaction.status == "accepted"
-
-    wait_for(accepted, 20, "accepted")
-    return interaction
-
-
 @pytest.mark.parametrize(
     ("kwargs", "reason"),
     [
@@ -142,7 +114,7 @@ def _accepted_with_manual_callback(stack: FakeScout, agent_id: str) -> Interacti
     ],
 )
 def test_bad_signatures_rejected(stack: FakeScout, kwargs: dict[str, Any], reason: str) -> None:
-    interaction = _accepted_with_manual_callback(stack, "agent-sig")
+    interaction = accepted_awaiting_callback(stack, "agent-sig")
     delivery = stack.send_callback(str(interaction.session_id), **kwargs)
     assert {attempt.status for attempt in delivery.attempts} == {401}
     assert not CallbackDelivery.objects.exists()
@@ -197,7 +169,7 @@ def test_malformed_bodies_rejected(stack: FakeScout, live_server: Any, body: byt
 
 
 def test_secret_rotation(stack: FakeScout, integration_scout_settings: dict[str, Any]) -> None:
-    interaction = _accepted_with_manual_callback(stack, "agent-rotate")
+    interaction = accepted_awaiting_callback(stack, "agent-rotate")
     rotated = {**integration_scout_settings, "SIGNING_SECRET": ["brand-new", stack.signing_secret]}
     with override_settings(SCOUT=rotated):
         old = stack.send_callback(str(interaction.session_id))
@@ -213,7 +185,7 @@ def test_secret_rotation(stack: FakeScout, integration_scout_settings: dict[str,
 def test_broker_down_when_callback_arrives_then_reconcile(
     stack: FakeScout, integration_scout_settings: dict[str, Any]
 ) -> None:
-    interaction = _accepted_with_manual_callback(stack, "agent-broker")
+    interaction = accepted_awaiting_callback(stack, "agent-broker")
     from django_scout import tasks
 
     with mock.patch.object(
@@ -230,8 +202,7 @@ def test_broker_down_when_callback_arrives_then_reconcile(
     assert publisher.is_open  # later publishes from this process wait for the breaker
     # Reconcile runs in beat's worker, whose publisher saw no failure.
     publisher.reset()
-    grace = timedelta(seconds=integration_scout_settings.get("RECONCILE_GRACE", 60) + 1)
-    report = services.reconcile(now=timezone.now() + grace)
+    report = services.reconcile(now=past_reconcile_grace(integration_scout_settings))
     assert report.requeued_deliveries == [stored.pk]
     terminal(interaction)
     assert interaction.status == "succeeded"
@@ -296,16 +267,7 @@ def test_50k_event_stream_stored_with_bounded_memory(stack: FakeScout) -> None:
 def test_streamed_interaction_shows_its_events_before_it_ends(stack: FakeScout) -> None:
     stack.agent("agent-live", AgentBehaviour(events=8, event_interval=0.25, reply="live answer"))
     interaction = start_interaction("agent-live", "Talk to me", stream=True)
-    seen: list[tuple[str, int, int]] = []  # (status, event_count, stored rows) while polling
-
-    def finished() -> bool:
-        current = Interaction.objects.get(pk=interaction.pk)
-        rows = InteractionEvent.objects.filter(interaction_id=interaction.pk).count()
-        seen.append((current.status, current.event_count, rows))
-        return current.is_terminal
-
-    wait_for(finished, 30, "the streamed interaction to finish")
-    interaction.refresh_from_db()
+    seen = progress_until_terminal(interaction)
     total = 8 + 1  # the events and the terminal event
     assert (interaction.stream, interaction.status, interaction.error_code) == (
         True,

@@ -17,13 +17,12 @@ import pytest
 from django.utils import timezone
 
 from django_scout import services, tasks
-from django_scout.api import start_interaction
 from django_scout.models import CallbackDelivery, DeliveryState, Interaction
 from django_scout.services.batching import batch_publisher
 from django_scout.services.publishing import publisher
-from django_scout.testing import AgentBehaviour, FakeScout, sign_callback
+from django_scout.testing import FakeScout, sign_callback
 from tests import celery_app
-from tests.integration.helpers import wait_for
+from tests.integration.helpers import accepted_awaiting_callback, past_reconcile_grace, wait_for
 
 
 def _publish_to(url: str | None) -> None:
@@ -57,23 +56,11 @@ def broker_outage(kind: str) -> Iterator[None]:
         listener.close()
 
 
-def _accepted(stack: FakeScout, agent_id: str) -> Interaction:
-    stack.agent(agent_id, AgentBehaviour(auto_callback=False, events=2))
-    interaction = start_interaction(agent_id, "go")
-
-    def accepted() -> bool:
-        interaction.refresh_from_db()
-        return interaction.status == "accepted"
-
-    wait_for(accepted, 20, "accepted")
-    return interaction
-
-
 @pytest.mark.parametrize("kind", ["refused", "hung"])
 def test_callbacks_are_answered_promptly_without_a_broker_and_processed_once_it_is_back(
     stack: FakeScout, integration_scout_settings: dict[str, Any], kind: str
 ) -> None:
-    interactions = [_accepted(stack, f"agent-outage-{i}") for i in range(6)]
+    interactions = [accepted_awaiting_callback(stack, f"agent-outage-{i}") for i in range(6)]
     with broker_outage(kind):
         deliveries = [
             stack.send_callback(str(interaction.session_id)) for interaction in interactions
@@ -88,8 +75,7 @@ def test_callbacks_are_answered_promptly_without_a_broker_and_processed_once_it_
 
     # The broker is back: beat's reconcile (its own process, so its own breaker) drains them.
     publisher.reset()
-    grace = timedelta(seconds=integration_scout_settings.get("RECONCILE_GRACE", 60) + 1)
-    report = services.reconcile(now=timezone.now() + grace)
+    report = services.reconcile(now=past_reconcile_grace(integration_scout_settings))
     assert sorted(report.requeued_deliveries) == sorted(
         CallbackDelivery.objects.values_list("pk", flat=True)
     )
@@ -103,7 +89,7 @@ def test_callbacks_are_answered_promptly_without_a_broker_and_processed_once_it_
 
 
 def test_a_poison_delivery_ends_failed_in_the_worker(stack: FakeScout) -> None:
-    interaction = _accepted(stack, "agent-poison")
+    interaction = accepted_awaiting_callback(stack, "agent-poison")
     delivery = CallbackDelivery.objects.create(
         callback_event_id="cb-poison-e2e",
         target_interaction_id=interaction.pk,
@@ -135,7 +121,7 @@ def test_a_poison_delivery_ends_failed_in_the_worker(stack: FakeScout) -> None:
 
 @pytest.mark.parametrize("completed_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
 def test_a_poison_callback_is_refused_at_the_edge(stack: FakeScout, completed_at: str) -> None:
-    interaction = _accepted(stack, "agent-poison-edge")
+    interaction = accepted_awaiting_callback(stack, "agent-poison-edge")
     body, headers = sign_callback(
         {
             "callback_event_id": "cb-edge",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from unittest import mock
@@ -17,7 +16,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerDown
 
 from django_scout import services, tasks
@@ -25,35 +23,19 @@ from django_scout.api import execute_app, run_workflow, trigger_workflow_webhook
 from django_scout.models import WorkflowRun, WorkflowRunEvent
 from django_scout.services.publishing import publisher
 from django_scout.testing import AppBehaviour, FakeScout, WorkflowBehaviour
-from tests.integration.helpers import WORKER_SCOUT, wait_for
+from tests.integration.helpers import (
+    WORKER_SCOUT,
+    past_reconcile_grace,
+    progress_until_terminal,
+    terminal,
+    wait_signals,
+)
 from tests.testapp.models import SignalRecord
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 SUCCESS_SIGNALS = ["workflow_run_succeeded", "workflow_run_completed"]
 FAILURE_SIGNALS = ["workflow_run_failed", "workflow_run_completed"]
-
-
-def terminal(run: WorkflowRun, timeout: float = 30) -> WorkflowRun:
-    """Wait until the worker has finished ``run``; return it refreshed."""
-
-    def done() -> WorkflowRun | None:
-        run.refresh_from_db()
-        return run if run.is_terminal else None
-
-    finished: WorkflowRun = wait_for(done, timeout, f"workflow run {run.pk} to finish")
-    return finished
-
-
-def signal_names(run: WorkflowRun) -> list[str]:
-    return list(SignalRecord.objects.filter(object_id=str(run.pk)).values_list("name", flat=True))
-
-
-def wait_signals(run: WorkflowRun, count: int) -> list[str]:
-    """The run's signals once ``count`` arrived, re-read after a pause to catch duplicates."""
-    wait_for(lambda: len(signal_names(run)) >= count, 15, f"{count} signals for run {run.pk}")
-    time.sleep(0.3)  # a duplicate would arrive now
-    return signal_names(run)
 
 
 def event_names(run: WorkflowRun) -> list[str]:
@@ -98,16 +80,7 @@ def test_streamed_success_stores_every_event_in_order_and_shows_progress(
         "wf-stream", WorkflowBehaviour(stream_interval=0.2, blocks=3, outputs={"answer": "42"})
     )
     run = run_workflow("wf-stream", {"q": 1}, stream=True)
-    seen: list[tuple[str, int, int]] = []  # (status, event_count, stored rows) while polling
-
-    def finished() -> bool:
-        current = WorkflowRun.objects.get(pk=run.pk)
-        rows = WorkflowRunEvent.objects.filter(run_id=run.pk).count()
-        seen.append((current.status, current.event_count, rows))
-        return current.is_terminal
-
-    wait_for(finished, 30, "the streamed run to finish")
-    run.refresh_from_db()
+    seen = progress_until_terminal(run)
     assert run.status == "succeeded"
     names = event_names(run)
     total = len(names)
@@ -218,8 +191,8 @@ def test_run_enqueued_while_broker_down_is_picked_up_by_reconcile(
     run.refresh_from_db()
     assert run.status == "pending"  # saved, but no task was enqueued
     publisher.reset()  # reconcile runs in beat's worker, whose publisher saw no failure
-    grace = timedelta(seconds=integration_scout_settings.get("RECONCILE_GRACE", 60) + 1)
-    assert services.reconcile(now=timezone.now() + grace).requeued_runs == [str(run.pk)]
+    later = past_reconcile_grace(integration_scout_settings)
+    assert services.reconcile(now=later).requeued_runs == [str(run.pk)]
     assert terminal(run, timeout=5).status == "succeeded"
     assert len(stack.workflow_runs) == 1
 
