@@ -106,6 +106,7 @@ class ScoutSettings(BaseModel):
     EVENTS_BATCH_SIZE: int = Field(default=500, gt=0, le=10_000)
     RECONCILE_GRACE: int = Field(default=60, ge=0)
     RUN_DEADLINE: int = Field(default=86400, gt=0)
+    STREAM_IDLE_TIMEOUT: int = Field(default=900, gt=0)
     PUBLISH_TIMEOUT: float = Field(default=0.25, gt=0, le=10)
     PUBLISH_RETRY_AFTER: float = Field(default=15.0, ge=0)
     LIVE_PERMISSION: str = "django_scout.live.staff_only"

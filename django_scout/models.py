@@ -52,6 +52,21 @@ def start_indexes(prefix: str) -> list[models.Index]:
     ]
 
 
+#: Streamed rows (interactions, runs) that have not ended: those a worker may still be reading.
+#: ``completed_at`` is set with every terminal status and only then, so it alone says the row
+#: has not ended; a ``status IN (…)`` term instead would keep SQLite from using the partial
+#: index below (its planner cannot match bound values against the index's literals).
+OPEN_STREAM = models.Q(stream=True, completed_at__isnull=True)
+
+
+def stream_idle_index(prefix: str) -> models.Index:
+    """The index reconcile reads idle streams by: ``<prefix>_stream_idle``, on
+    ``stream_progress_at``, holding only the :data:`OPEN_STREAM` rows (partial)."""
+    return models.Index(
+        fields=["stream_progress_at"], condition=OPEN_STREAM, name=f"{prefix}_stream_idle"
+    )
+
+
 class SubjectMixin(models.Model):
     """An optional generic link to any host record (``subject``)."""
 
@@ -81,6 +96,22 @@ class SubjectMixin(models.Model):
         self.subject_object_id = str(subject.pk)
 
 
+class StreamProgressMixin(models.Model):
+    """``stream_progress_at``: the sign of life of the worker reading a streamed row's stream."""
+
+    stream_progress_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "Streamed: when the worker reading the stream last stored an event (its claim before "
+            "the first). Reconcile fails the row once it is older than STREAM_IDLE_TIMEOUT."
+        ),
+    )
+
+    class Meta:
+        abstract = True
+
+
 class Session(models.Model):
     """A Scout agent session; one session may hold several interactions."""
 
@@ -100,7 +131,7 @@ class Session(models.Model):
         return self.session_id
 
 
-class Interaction(SubjectMixin):
+class Interaction(SubjectMixin, StreamProgressMixin):
     """One agent interaction started through Scout (async with a callback, or streamed),
     tracked to a terminal status."""
 
@@ -171,6 +202,7 @@ class Interaction(SubjectMixin):
                 name="scout_inter_events_missing",
             ),
             *start_indexes("scout_inter"),
+            stream_idle_index("scout_inter"),
             models.Index(fields=["agent_id", "created_at"], name="scout_inter_agent_created"),
             models.Index(
                 fields=["subject_content_type", "subject_object_id"],
@@ -325,7 +357,7 @@ class WorkflowRunKind(models.TextChoices):
     APP = "app", _("app")
 
 
-class WorkflowRun(SubjectMixin):
+class WorkflowRun(SubjectMixin, StreamProgressMixin):
     """One run of a workflow (by id, with an inline config, or via its webhook) or of an app."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -382,6 +414,7 @@ class WorkflowRun(SubjectMixin):
             models.Index(fields=["session_id"], name="scout_run_session"),
             models.Index(fields=["status", "started_at"], name="scout_run_status_started"),
             *start_indexes("scout_run"),
+            stream_idle_index("scout_run"),
             models.Index(fields=["workflow_id", "created_at"], name="scout_run_wf_created"),
             models.Index(
                 fields=["subject_content_type", "subject_object_id"], name="scout_run_subject"

@@ -54,7 +54,8 @@ def mock_publish() -> Any:
 
 
 def seed_history(size: int, *, days_ago: int = 2) -> None:
-    """``size`` finished interactions (with events and a processed delivery) and runs."""
+    """``size`` finished interactions (with events and a processed delivery) and runs; every
+    other one streamed, its last progress as old as its end."""
     done = timezone.now() - timedelta(days=days_ago)
     session = Session.objects.create(session_id=f"sess-history-{size}", agent_id="agent")
     interactions = [
@@ -66,8 +67,10 @@ def seed_history(size: int, *, days_ago: int = 2) -> None:
             accepted_at=done,
             completed_at=done,
             next_attempt_at=None,
+            stream=i % 2 == 0,
+            stream_progress_at=done if i % 2 == 0 else None,
         )
-        for _ in range(size)
+        for i in range(size)
     ]
     Interaction.objects.bulk_create(interactions)
     InteractionEvent.objects.bulk_create(
@@ -90,8 +93,15 @@ def seed_history(size: int, *, days_ago: int = 2) -> None:
         for interaction in interactions
     )
     runs = [
-        WorkflowRun(workflow_id="wf", status="succeeded", completed_at=done, next_attempt_at=None)
-        for _ in range(size)
+        WorkflowRun(
+            workflow_id="wf",
+            status="succeeded",
+            completed_at=done,
+            next_attempt_at=None,
+            stream=i % 2 == 0,
+            stream_progress_at=done if i % 2 == 0 else None,
+        )
+        for i in range(size)
     ]
     WorkflowRun.objects.bulk_create(runs)
     WorkflowRunEvent.objects.bulk_create(
@@ -104,20 +114,32 @@ def seed_history(size: int, *, days_ago: int = 2) -> None:
     WorkflowRunEvent.objects.update(created_at=done)
 
 
+def accepted_interaction(at: Any, **fields: Any) -> None:
+    Interaction.objects.create(
+        agent_id="agent",
+        messages=[{"content": "x"}],
+        status="accepted",
+        accepted_at=at,
+        next_attempt_at=None,
+        **fields,
+    )
+
+
+def running_run(at: Any, **fields: Any) -> None:
+    WorkflowRun.objects.create(
+        workflow_id="wf", status="running", started_at=at, next_attempt_at=None, **fields
+    )
+
+
 def seed_due_work(now: Any) -> None:
-    """A fixed amount of work reconcile must act on: 2 of each kind."""
+    """A fixed amount of work reconcile must act on: 2 of each kind (streams idle past
+    ``STREAM_IDLE_TIMEOUT`` are a kind of their own)."""
     old = now - timedelta(days=2)
     for i in range(2):
         Interaction.objects.create(
             agent_id="agent", messages=[{"content": "x"}], next_attempt_at=old
         )  # never claimed
-        Interaction.objects.create(
-            agent_id="agent",
-            messages=[{"content": "x"}],
-            status="accepted",
-            accepted_at=old,
-            next_attempt_at=None,
-        )  # overdue
+        accepted_interaction(old)  # overdue
         CallbackDelivery.objects.create(
             callback_event_id=f"due-{i}-{uuid.uuid4()}",
             session_id="sess-unmatched",
@@ -127,9 +149,11 @@ def seed_due_work(now: Any) -> None:
             next_attempt_at=now - timedelta(minutes=1),
         )  # due again
         WorkflowRun.objects.create(workflow_id="wf", next_attempt_at=old)  # never claimed
-        WorkflowRun.objects.create(
-            workflow_id="wf", status="running", started_at=old, next_attempt_at=None
-        )  # stuck
+        running_run(old)  # stuck
+        idle = now - timedelta(hours=1)  # within the deadlines, past STREAM_IDLE_TIMEOUT
+        # Their workers died mid-stream.
+        accepted_interaction(idle, stream=True, stream_progress_at=idle)
+        running_run(idle, stream=True, stream_progress_at=idle)
 
 
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
@@ -176,18 +200,18 @@ def same_cost(prepare: Callable[[], Any], work: Callable[[], Any]) -> int:
 
 def test_reconcile_with_nothing_due_is_a_handful_of_queries_whatever_the_history() -> None:
     count = same_cost(lambda: None, services.reconcile)
-    # starts due, deliveries abandoned and due, overdue accepted and pending, runs due,
-    # runs stuck running and pending: one indexed statement each
-    assert count == 8, count
+    # starts due, deliveries abandoned and due, idle streams, overdue accepted and pending, runs
+    # due, idle streamed runs, runs stuck running and pending: one indexed statement each
+    assert count == 10, count
 
 
 def test_reconcile_costs_follow_the_due_work_not_the_history() -> None:
     now = timezone.now()
     count = same_cost(lambda: seed_due_work(now), lambda: services.reconcile(now=now))
     # On PostgreSQL, one pg_notify after each commit that failed overdue rows (live progress):
-    # for the interactions, and for the runs.
-    notices = 2 if connection.vendor == "postgresql" else 0
-    assert count <= 25 + notices, count
+    # for the idle and the overdue interactions, and for the idle and the overdue runs.
+    notices = 4 if connection.vendor == "postgresql" else 0
+    assert count <= 41 + notices, count
 
 
 def test_reconcile_acts_on_every_kind_of_due_work() -> None:
@@ -195,9 +219,11 @@ def test_reconcile_acts_on_every_kind_of_due_work() -> None:
     seed_history(SMALL)
     seed_due_work(now)
     report = services.reconcile(now=now)
-    assert (len(report.requeued_starts), len(report.timed_out)) == (2, 2)
+    assert (len(report.requeued_starts), len(report.timed_out)) == (2, 2 + 2)
     assert (len(report.requeued_deliveries), len(report.requeued_runs)) == (2, 2)
-    assert len(report.timed_out_runs) == 2
+    assert len(report.timed_out_runs) == 2 + 2
+    for model in (Interaction, WorkflowRun):  # the history's finished streams stay as they were
+        assert model.objects.filter(stream=True, error_code="stream_interrupted").count() == 2
     again = services.reconcile(now=now)  # everything was pushed back or ended
     assert again.as_dict() == services.ReconcileReport().as_dict()
 
@@ -288,7 +314,7 @@ def test_every_reconcile_and_prune_statement_uses_an_index() -> None:
     seed_due_work(now)
     _, statements = count_queries(lambda: services.reconcile(now=now))
     _, pruning = count_queries(lambda: services.prune(30))
-    checked = 0
+    checked: list[str] = []
     failures = {}
     for sql in statements + pruning:
         if not sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
@@ -297,8 +323,10 @@ def test_every_reconcile_and_prune_statement_uses_an_index() -> None:
 
         with transaction.atomic():
             problems = unindexed_scans(sql)
-        checked += 1
+        checked.append(sql)
         if problems:
             failures[sql] = problems
-    assert checked >= 10
+    assert len(checked) >= 10
+    # The idle-stream reads (interactions, runs): the rows found, then none left.
+    assert sum('"stream_progress_at" <=' in sql for sql in checked) >= 4
     assert failures == {}

@@ -233,6 +233,10 @@ class StoredStream(Generic[E]):
 #: ``error_code`` of a row ended because django-scout raised an unexpected error handling it.
 PROCESSING_ERROR = "processing_error"
 
+#: ``error_code`` of a streamed row whose stream stopped before its end: it broke off, the
+#: database refused its events, or no event arrived for ``STREAM_IDLE_TIMEOUT``.
+STREAM_INTERRUPTED = "stream_interrupted"
+
 
 def unexpected_error_note(what: str, error: BaseException) -> str:
     """The error text stored when ``what`` raised the unexpected ``error`` (scrubbed, bounded)."""

@@ -9,7 +9,10 @@ history.
   most an hour), so a backlog is republished after ever longer pauses, never on every run;
 - :func:`fail_overdue` moves rows past their deadline to ``failed`` in batches: the batch is
   locked (``SELECT … FOR UPDATE SKIP LOCKED`` where the database has it), updated with one
-  statement, and its signals are sent after the commit with the rows read in one query.
+  statement, and its signals are sent after the commit with the rows read in one query;
+- :func:`fail_idle_streams` is the idle deadline of a stream a worker reads to its end: a row
+  whose ``stream_progress_at`` (written by the claim, :func:`progress_at_claim`, and with each
+  stored event) is older than ``STREAM_IDLE_TIMEOUT`` has lost its worker, and is failed.
 """
 
 from __future__ import annotations
@@ -20,14 +23,23 @@ from typing import Any
 
 from celery import Task
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Case, F, Model, QuerySet, Value, When
 from django.dispatch import Signal
 
 from ..conf import scout_settings
-from .common import enqueue_after_commit, send_robust
+from ..models import OPEN_STREAM
+from .common import STREAM_INTERRUPTED, enqueue_after_commit, send_robust
 from .live import notify_changed
 
-__all__ = ["BATCH", "MAX_REQUEUE_INTERVAL", "fail_overdue", "requeue_delay", "requeue_due"]
+__all__ = [
+    "BATCH",
+    "MAX_REQUEUE_INTERVAL",
+    "fail_idle_streams",
+    "fail_overdue",
+    "progress_at_claim",
+    "requeue_delay",
+    "requeue_due",
+]
 
 #: Rows read, updated or enqueued per query.
 BATCH = 500
@@ -116,6 +128,53 @@ def fail_overdue(
                 _signal_each_after_commit(signal_queryset, pks, kwarg, to_send)
             changed.extend(str(pk) for pk in pks)
     return changed
+
+
+def progress_at_claim(now: datetime) -> Case:
+    """What a claim writes to ``stream_progress_at``: ``now`` for a streamed row, whose worker
+    is about to read its stream (the idle deadline runs from here until the first event), and
+    nothing for another row."""
+    return Case(When(stream=True, then=Value(now)), default=F("stream_progress_at"))
+
+
+def fail_idle_streams(
+    model: type[Model],
+    now: datetime,
+    *,
+    signal_queryset: QuerySet[Any],
+    kwarg: str,
+    signals_to_send: Iterable[Signal],
+    **fields: Any,
+) -> list[str]:
+    """Fail the streamed rows of ``model`` (``Interaction`` or ``WorkflowRun``) that no worker
+    has stored an event of for ``STREAM_IDLE_TIMEOUT`` seconds: the worker reading the stream
+    has most likely died.
+
+    A row that has not ended (:data:`~django_scout.models.OPEN_STREAM`, read through the
+    model's ``*_stream_idle`` partial index) whose ``stream_progress_at`` is older than the
+    timeout is failed with ``error_code="stream_interrupted"`` and ``completed_at=now``, plus
+    ``fields`` (the ``failed`` status and what else the model needs), by :func:`fail_overdue`.
+    A worker still reading such a row changes nothing afterwards: every transition it would
+    make is conditional on a status the row has left. Returns the primary keys changed, as
+    strings.
+    """
+    timeout = scout_settings().STREAM_IDLE_TIMEOUT
+    idle = model._default_manager.filter(
+        OPEN_STREAM, stream_progress_at__lte=now - timedelta(seconds=timeout)
+    )
+    return fail_overdue(
+        idle.order_by("stream_progress_at"),
+        signal_queryset=signal_queryset,
+        kwarg=kwarg,
+        signals_to_send=signals_to_send,
+        error_code=STREAM_INTERRUPTED,
+        error_message=(
+            f"no event arrived for STREAM_IDLE_TIMEOUT ({timeout}s); "
+            "the worker reading the stream may have died"
+        ),
+        completed_at=now,
+        **fields,
+    )
 
 
 def _signal_each_after_commit(

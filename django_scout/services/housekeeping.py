@@ -27,6 +27,10 @@ def reconcile(now: datetime | None = None) -> ReconcileReport:
       (the broker was down, or an orphan callback's interaction has since been accepted);
     - callback deliveries still unprocessed ``CALLBACK_DEADLINE`` after they arrived:
       abandoned;
+    - streamed interactions and runs not finished whose worker has stored no event (nor, before
+      the first, claimed them) for ``STREAM_IDLE_TIMEOUT``: failed with
+      ``error_code="stream_interrupted"`` (the worker reading the stream has most likely died;
+      the stream cannot be resumed nor sent again);
     - interactions accepted (or started but unconfirmed) longer than ``CALLBACK_DEADLINE`` ago
       and not finished: failed with ``error_code="callback_timeout"``;
     - runs started longer than ``RUN_DEADLINE`` ago with no outcome: failed with

@@ -34,6 +34,7 @@ from ..payloads import CallbackPayload
 from .batching import batch_publisher
 from .common import (
     PROCESSING_ERROR,
+    STREAM_INTERRUPTED,
     TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
     RetryLater,
@@ -51,7 +52,7 @@ from .common import (
     unexpected_error_note,
 )
 from .deliveries import upsert_delivery
-from .due import fail_overdue, requeue_delay, requeue_due
+from .due import fail_idle_streams, fail_overdue, progress_at_claim, requeue_delay, requeue_due
 from .event_store import store_event_stream
 from .live import notify_changed
 from .registry import scout_tasks
@@ -230,10 +231,16 @@ def claim_start(interaction_id: UUID | str) -> Interaction | None:
 
     Returns the interaction when this caller won the claim, ``None`` when the interaction is no
     longer pending or another attempt may already have sent the request (never send twice).
+    A streamed interaction's idle deadline starts here (``stream_progress_at``).
     """
+    now = timezone.now()
     claimed = Interaction.objects.filter(
         pk=interaction_id, status=PENDING, start_claimed_at__isnull=True
-    ).update(start_claimed_at=timezone.now(), start_attempts=F("start_attempts") + 1)
+    ).update(
+        start_claimed_at=now,
+        start_attempts=F("start_attempts") + 1,
+        stream_progress_at=progress_at_claim(now),
+    )
     if not claimed:
         return None
     return Interaction.objects.get(pk=interaction_id)
@@ -243,6 +250,7 @@ def release_start_claim(interaction_id: UUID | str, reason: str) -> None:
     """Give the claim back after a failure that proves Scout did not start anything."""
     Interaction.objects.filter(pk=interaction_id, status=PENDING).update(
         start_claimed_at=None,
+        stream_progress_at=None,  # no worker reads it until it is claimed again
         error_message=scrub_text(reason),
         next_attempt_at=timezone.now() + _grace(),
     )
@@ -529,7 +537,7 @@ STREAM_SUCCEEDED_EVENTS = frozenset({"interaction_completed"})
 #: Event names that end a streamed interaction as failed (``error``: an SSE error event).
 STREAM_FAILED_EVENTS = frozenset({"interaction_failed", "error"})
 #: ``error_code`` values of a failed start after which Scout may have run the agent anyway.
-MAY_HAVE_RUN = frozenset({"outcome_unknown", "stream_incomplete", "stream_interrupted"})
+MAY_HAVE_RUN = frozenset({"outcome_unknown", "stream_incomplete", STREAM_INTERRUPTED})
 
 
 def perform_stream(interaction: Interaction) -> str:
@@ -625,8 +633,9 @@ def _read_stream(interaction: Interaction, events: EventStream[SessionEvent]) ->
             attach_session(pk, found)
             has_session = True
         store_event_stream(interaction, (event,), batch_size=1)
+        # With the count, the worker's sign of life that reconcile's idle deadline reads.
         Interaction.objects.filter(pk=pk, event_count__lte=event.sequence).update(
-            event_count=event.sequence + 1
+            event_count=event.sequence + 1, stream_progress_at=timezone.now()
         )
 
     stream = StoredStream(events, store)
@@ -636,7 +645,7 @@ def _read_stream(interaction: Interaction, events: EventStream[SessionEvent]) ->
             end = event
             break
     if end is None and stream.cut:
-        return StreamOutcome(FAILED, "stream_interrupted", stream.cut)
+        return StreamOutcome(FAILED, STREAM_INTERRUPTED, stream.cut)
     if end is None and not events.ended_with_done:
         incomplete = (
             "the stream ended without interaction_completed, interaction_failed, error or [DONE]"
@@ -1106,6 +1115,13 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
         )
     )
 
+    ending: dict[str, Any] = {
+        "signal_queryset": Interaction.objects.select_related("session"),
+        "kwarg": "interaction",
+        "signals_to_send": (signals.interaction_failed, signals.interaction_completed),
+        "status": FAILED,
+    }
+    report.timed_out.extend(fail_idle_streams(Interaction, now, **ending))
     report.timed_out.extend(
         fail_overdue(
             Interaction.objects.filter(status=ACCEPTED, accepted_at__lte=deadline_cutoff).order_by(
@@ -1114,10 +1130,7 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
             Interaction.objects.filter(
                 status=PENDING, start_claimed_at__lte=deadline_cutoff
             ).order_by("start_claimed_at"),
-            signal_queryset=Interaction.objects.select_related("session"),
-            kwarg="interaction",
-            signals_to_send=(signals.interaction_failed, signals.interaction_completed),
-            status=FAILED,
+            **ending,
             error_code="callback_timeout",
             error_message=(
                 f"no callback from Scout within CALLBACK_DEADLINE ({conf.CALLBACK_DEADLINE}s)"

@@ -42,6 +42,7 @@ from ..conf import scout_settings
 from ..models import WorkflowRun, WorkflowRunEvent, WorkflowRunKind, WorkflowRunStatus
 from .common import (
     PROCESSING_ERROR,
+    STREAM_INTERRUPTED,
     TRANSIENT_DATABASE_ERRORS,
     ReconcileReport,
     RetryLater,
@@ -56,7 +57,7 @@ from .common import (
     store_outcome,
     unexpected_error_note,
 )
-from .due import fail_overdue, requeue_due
+from .due import fail_idle_streams, fail_overdue, progress_at_claim, requeue_due
 from .live import notify_changed
 from .registry import scout_tasks
 from .scrubbing import scrub_text
@@ -263,10 +264,17 @@ def _signal_run_after_commit(run_id: UUID, *signals_to_send: Signal) -> None:
 
 
 def claim_run(run_id: UUID | str) -> WorkflowRun | None:
-    """Claim the right to send ``run_id``'s request; ``None`` if it may have been sent already."""
+    """Claim the right to send ``run_id``'s request; ``None`` if it may have been sent already.
+
+    A streamed run's idle deadline starts here (``stream_progress_at``)."""
+    now = timezone.now()
     claimed = WorkflowRun.objects.filter(
         pk=run_id, status=PENDING, start_claimed_at__isnull=True
-    ).update(start_claimed_at=timezone.now(), start_attempts=F("start_attempts") + 1)
+    ).update(
+        start_claimed_at=now,
+        start_attempts=F("start_attempts") + 1,
+        stream_progress_at=progress_at_claim(now),
+    )
     return WorkflowRun.objects.get(pk=run_id) if claimed else None
 
 
@@ -274,6 +282,7 @@ def release_run_claim(run_id: UUID | str, reason: str) -> None:
     """Give the claim back after a failure that proves Scout started nothing."""
     WorkflowRun.objects.filter(pk=run_id, status=PENDING).update(
         start_claimed_at=None,
+        stream_progress_at=None,  # no worker reads it until it is claimed again
         error_message=scrub_text(reason),
         next_attempt_at=timezone.now() + _grace(),
     )
@@ -325,7 +334,10 @@ def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: An
         sequence=sequence,
         defaults={"name": name[:255], "data": data, "timestamp": parse_timestamp(when)},
     )
-    WorkflowRun.objects.filter(pk=run.pk).update(event_count=sequence + 1)
+    # With the count, the worker's sign of life that reconcile's idle deadline reads.
+    WorkflowRun.objects.filter(pk=run.pk).update(
+        event_count=sequence + 1, stream_progress_at=timezone.now()
+    )
     notify_changed(WorkflowRun, run.pk)
 
 
@@ -545,7 +557,7 @@ def _consume_workflow_stream(run: WorkflowRun, events: Iterable[WorkflowEvent]) 
     duration_ms = (timezone.now() - started).total_seconds() * 1000
     if terminal is None:
         if stream.cut:
-            return _failed("stream_interrupted", stream.cut, **found)
+            return _failed(STREAM_INTERRUPTED, stream.cut, **found)
         return _failed(
             "stream_incomplete",
             "the stream ended without workflow_run_completed or workflow_run_failed",
@@ -582,7 +594,7 @@ def _consume_app_stream(run: WorkflowRun, events: EventStream[AppStreamEvent]) -
         elif event.event == "error":
             errors.append(str(event.data))
     if stream.cut:
-        return _failed("stream_interrupted", stream.cut)
+        return _failed(STREAM_INTERRUPTED, stream.cut)
     if errors:
         return _failed("app_error", "; ".join(errors), outputs=outputs)
     if events.ended_with_done:
@@ -594,13 +606,22 @@ def _consume_app_stream(run: WorkflowRun, events: EventStream[AppStreamEvent]) -
 
 
 def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
-    """Re-enqueue runs whose task never ran; fail runs stuck past ``RUN_DEADLINE``."""
+    """Re-enqueue runs whose task never ran; fail streamed runs idle past
+    ``STREAM_IDLE_TIMEOUT`` and runs stuck past ``RUN_DEADLINE``."""
     conf = scout_settings()
     deadline_cutoff = now - timedelta(seconds=conf.RUN_DEADLINE)
     never_claimed = WorkflowRun.objects.filter(status=PENDING, start_claimed_at__isnull=True)
     report.requeued_runs.extend(
         str(pk) for pk in requeue_due(never_claimed, "created_at", now, scout_tasks().run_workflow)
     )
+    ending: dict[str, Any] = {
+        "signal_queryset": WorkflowRun.objects.all(),
+        "kwarg": "run",
+        "signals_to_send": (signals.workflow_run_failed, signals.workflow_run_completed),
+        "status": FAILED,
+        "started_at": Coalesce(F("started_at"), Value(now)),
+    }
+    report.timed_out_runs.extend(fail_idle_streams(WorkflowRun, now, **ending))
     report.timed_out_runs.extend(
         fail_overdue(
             WorkflowRun.objects.filter(status=RUNNING, started_at__lte=deadline_cutoff).order_by(
@@ -609,16 +630,12 @@ def reconcile_runs(now: datetime, report: ReconcileReport) -> None:
             WorkflowRun.objects.filter(
                 status=PENDING, start_claimed_at__lte=deadline_cutoff
             ).order_by("start_claimed_at"),
-            signal_queryset=WorkflowRun.objects.all(),
-            kwarg="run",
-            signals_to_send=(signals.workflow_run_failed, signals.workflow_run_completed),
-            status=FAILED,
+            **ending,
             error_code="run_timeout",
             error_message=(
                 f"no outcome within RUN_DEADLINE ({conf.RUN_DEADLINE}s); the worker may have died"
             ),
             completed_at=now,
-            started_at=Coalesce(F("started_at"), Value(now)),
         )
     )
 
