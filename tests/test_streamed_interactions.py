@@ -143,18 +143,29 @@ def test_failed_terminal_event_fails_with_scouts_error(
 
 
 @pytest.mark.parametrize(
-    ("mode", "code"), [("clean", "stream_incomplete"), ("abort", "stream_interrupted")]
+    ("mode", "outcome", "signals"),
+    [
+        # The body ends normally, with no terminal event and no [DONE]: the server closed the
+        # stream, which is how Scout's own SDK sees an agent's stream end.
+        ("clean", ("succeeded", ""), SUCCESS),
+        ("abort", ("failed", "stream_interrupted"), FAILURE),
+    ],
 )
-def test_stream_cut_off_midway_fails_and_is_not_resent(
-    fake_scout: FakeScout, signal_log: list[Any], mode: Any, code: str
+def test_a_stream_that_stops_after_three_events_ends_and_is_not_resent(
+    fake_scout: FakeScout,
+    signal_log: list[Any],
+    mode: Any,
+    outcome: tuple[str, str],
+    signals: list[str],
 ) -> None:
     fake_scout.agent("a1", events=6, cut_off_after=3, cut_off_mode=mode)
     interaction = fresh(start_interaction("a1", "hi", stream=True))
-    assert (interaction.status, interaction.error_code) == ("failed", code)
+    assert (interaction.status, interaction.error_code) == outcome
+    assert interaction.completed_at is not None
     assert [sequence for sequence, _ in event_rows(interaction)] == [0, 1, 2]  # kept
     assert interaction.event_count == 3
     assert len(stream_requests(fake_scout)) == 1
-    assert names(signal_log) == FAILURE
+    assert names(signal_log) == signals
     assert start_interaction_task.apply(args=(str(interaction.pk),)).get() == "skipped"
     assert len(stream_requests(fake_scout)) == 1
 

@@ -606,9 +606,11 @@ def consume_stream(interaction: Interaction, events: EventStream[SessionEvent]) 
     read, so it is visible at once; a sequence already stored is skipped, so reading the same
     stream again changes nothing. The stream ends at an event named in
     :data:`STREAM_SUCCEEDED_EVENTS` or :data:`STREAM_FAILED_EVENTS` (its ``status``, ``error``
-    and ``completed_at`` are the callback's), or at ``[DONE]`` (``succeeded``); a stream that
-    ends without either fails the interaction with ``stream_incomplete``, one that breaks off
-    after an event (or whose events the database refuses) with ``stream_interrupted``. An error
+    and ``completed_at`` are the callback's), at ``[DONE]``, or where the body ends normally
+    after an event (both ``succeeded``: Scout documents no end event for an agent's stream, and
+    its own SDK ends one when the server closes it); a body that ends before any event fails
+    the interaction with ``stream_incomplete``, one that breaks off after an event (or whose
+    events the database refuses) with ``stream_interrupted``. An error
     of ``events`` before any event propagates (see :func:`perform_stream`), and so does
     :class:`.common.OutcomeNotStored`. Returns the interaction's status.
     """
@@ -646,11 +648,11 @@ def _read_stream(interaction: Interaction, events: EventStream[SessionEvent]) ->
             break
     if end is None and stream.cut:
         return StreamOutcome(FAILED, STREAM_INTERRUPTED, stream.cut)
-    if end is None and not events.ended_with_done:
-        incomplete = (
-            "the stream ended without interaction_completed, interaction_failed, error or [DONE]"
-        )
+    if end is None and not events.ended_with_done and not stream.arrived:
+        incomplete = "the stream ended before any event, without [DONE]"
         return StreamOutcome(FAILED, "stream_incomplete", incomplete)
+    # Scout's own SDK ends an agent's stream when the server closes it (it documents no end
+    # event): a body that ends normally after an event ends the interaction as [DONE] does.
     return _stream_outcome(end, session_id=session_id or "", events_error=stream.cut)
 
 
@@ -721,7 +723,8 @@ def _session_of(event: SessionEvent) -> str | None:
 def _stream_outcome(
     end: SessionEvent | None, *, session_id: str, events_error: str
 ) -> StreamOutcome:
-    """The outcome of a stream that ended at ``end`` (``None``: ``[DONE]`` ended it)."""
+    """The outcome of a stream that ended at ``end`` (``None``: ``[DONE]`` or the body's normal
+    end after an event ended it)."""
     status, code, message, completed_at = SUCCEEDED, "", "", None
     if end is not None:
         data = end.data if isinstance(end.data, dict) else {}
