@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.test import Client
 from django.test.client import Client as DjangoClient
 from django.urls import reverse
@@ -257,3 +257,15 @@ def locking_before(
         return write(*args, **kwargs)
 
     return locked
+
+
+def uvicorn(fd: int) -> list[str]:
+    """uvicorn serving the test project's ASGI application on the socket ``fd``."""
+    return ["-m", "uvicorn", "--fd", str(fd), "--log-level", "warning", "tests.asgi:application"]
+
+
+def postgresql_url() -> str:
+    """A URL of the database this test runs on (pytest-django's ``test_…`` database)."""
+    conf = connection.settings_dict
+    password = f":{conf['PASSWORD']}" if conf["PASSWORD"] else ""
+    return f"postgres://{conf['USER']}{password}@{conf['HOST']}:{conf['PORT']}/{conf['NAME']}"

@@ -22,7 +22,7 @@ from django_scout.models import (
     WorkflowRun,
     WorkflowRunEvent,
 )
-from tests.test_scale import LARGE, SMALL, count_queries, flush, seed_history, unindexed_scans
+from tests.history import LARGE, SMALL, count_queries, flush, seed_history, unindexed_scans
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

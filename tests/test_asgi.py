@@ -18,24 +18,18 @@ import pytest
 from django.db import connection
 
 from django_scout.testing import FakeScout
-from tests.helpers import migrated_sqlite_env, running_server, server_process_env
+from tests.helpers import (
+    migrated_sqlite_env,
+    postgresql_url,
+    running_server,
+    server_process_env,
+    uvicorn,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 #: Reads rows with a SQL statement from the server's database.
 Query = Callable[[str], list[tuple[Any, ...]]]
-
-
-def uvicorn(fd: int) -> list[str]:
-    """uvicorn serving the test project's ASGI application on the socket ``fd``."""
-    return ["-m", "uvicorn", "--fd", str(fd), "--log-level", "warning", "tests.asgi:application"]
-
-
-def postgresql_url() -> str:
-    """A URL of the database this test runs on (pytest-django's ``test_…`` database)."""
-    conf = connection.settings_dict
-    password = f":{conf['PASSWORD']}" if conf["PASSWORD"] else ""
-    return f"postgres://{conf['USER']}{password}@{conf['HOST']}:{conf['PORT']}/{conf['NAME']}"
 
 
 @pytest.fixture(scope="module")

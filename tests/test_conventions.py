@@ -4,8 +4,10 @@
   ``SCOUT_API.md §7``, no fact-sheet tags such as ``D15``, ``A5``, ``W1`` or ``U1``. They say the
   fact itself ("the legacy Apps API ends a stream with ``[DONE]``").
 * Test modules import shared helpers from modules (``tests/helpers.py`` and its siblings), never
-  from a ``conftest.py``: pytest loads a conftest as a plugin, and importing it as a module too
-  runs it twice under two names.
+  from a ``conftest.py`` or another test module: pytest loads a conftest as a plugin and a test
+  module as a test module, and importing either as a module too runs it twice under two names
+  (and couples one test file to another's internals). Dotted paths in settings (a permission
+  hook's) name helper modules too.
 """
 
 from __future__ import annotations
@@ -100,27 +102,49 @@ def test_package_prose_cites_nothing_outside_the_repository() -> None:
     assert offenders(PACKAGE, citations) == {}, "say the fact itself, not where it was read"
 
 
-def conftest_imports(source: str) -> list[str]:
-    """The modules named ``conftest`` that ``source`` imports."""
+def _test_only(name: str) -> bool:
+    last = name.split(".")[-1]
+    return last == "conftest" or last.startswith("test_")
+
+
+#: A dotted path (in a string: a setting's hook, a mock target) into a test module.
+TEST_MODULE_PATH = re.compile(r"^tests(?:\.\w+)*\.(?:conftest|test_\w+)\.\w+$")
+
+
+def imports_of_test_modules(source: str) -> list[str]:
+    """The conftest and test modules that ``source`` imports or names by a dotted path."""
     named = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
             module = node.module or ""
             names = [module] if module else [alias.name for alias in node.names]
-            named += [name for name in names if name.split(".")[-1] == "conftest"]
+            named += [name for name in names if _test_only(name)]
         elif isinstance(node, ast.Import):
-            named += [a.name for a in node.names if a.name.split(".")[-1] == "conftest"]
+            named += [a.name for a in node.names if _test_only(a.name)]
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and TEST_MODULE_PATH.match(node.value)
+        ):
+            named.append(node.value)
     return named
 
 
-def test_a_conftest_import_is_found() -> None:
-    assert conftest_imports("from .conftest import wait_for\n") == ["conftest"]
-    assert conftest_imports("from tests.client.conftest import API_KEY\n") == [
+def test_an_import_of_a_conftest_or_a_test_module_is_found() -> None:
+    assert imports_of_test_modules("from .conftest import wait_for\n") == ["conftest"]
+    assert imports_of_test_modules("from tests.client.conftest import API_KEY\n") == [
         "tests.client.conftest"
     ]
-    assert conftest_imports("from . import conftest\n") == ["conftest"]
-    assert conftest_imports("from tests.helpers import UNIT_SCOUT\n") == []
+    assert imports_of_test_modules("from . import conftest\n") == ["conftest"]
+    assert imports_of_test_modules("from tests.test_scale import flush\n") == ["tests.test_scale"]
+    assert imports_of_test_modules("import tests.test_asgi\n") == ["tests.test_asgi"]
+    hook = "tests." + "test_live.deny"  # split, or this file would name a test module
+    assert imports_of_test_modules(f'HOOK = "{hook}"\n') == [hook]
+    assert imports_of_test_modules("from tests.helpers import UNIT_SCOUT\n") == []
+    assert imports_of_test_modules('HOOK = "tests.testapp.live.deny"\n') == []
 
 
-def test_no_test_module_imports_from_a_conftest() -> None:
-    assert offenders(TESTS, conftest_imports) == {}, "import shared helpers from a helpers module"
+def test_no_test_module_imports_from_a_conftest_or_another_test_module() -> None:
+    assert offenders(TESTS, imports_of_test_modules) == {}, (
+        "import shared helpers from a helpers module"
+    )

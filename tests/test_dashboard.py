@@ -685,7 +685,7 @@ def test_query_count_does_not_grow_with_the_history(admin_client: Client) -> Non
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN checks run on PostgreSQL")
 def test_every_dashboard_statement_uses_an_index() -> None:
-    from tests.test_scale import unindexed_scans
+    from tests.history import unindexed_scans
 
     now = timezone.now()
     seed_old_history(50)

@@ -37,23 +37,7 @@ from django_scout.services import (
 from django_scout.services import live as live_services
 from django_scout.services.workflows import finish_run, mark_running
 from tests.helpers import UNIT_SCOUT
-
-#: Hook calls recorded by :func:`record_and_allow`.
-CALLS: list[tuple[Any, Any]] = []
-
-
-def record_and_allow(request: Any, obj: Any) -> bool:
-    """A ``LIVE_PERMISSION`` that lets anyone watch and records what it was asked."""
-    CALLS.append((request, obj))
-    return True
-
-
-def deny(request: Any, obj: Any) -> bool:
-    """A ``LIVE_PERMISSION`` that lets nobody watch, staff included."""
-    return False
-
-
-NOT_CALLABLE = 42
+from tests.testapp.live import CALLS
 
 
 def scout(**changes: Any) -> dict[str, Any]:
@@ -295,7 +279,7 @@ def test_the_hook_is_asked_once_with_the_row(client: Client) -> None:
     interaction = accepted()
     complete_interaction(interaction.pk, "succeeded")
     CALLS.clear()
-    with override_settings(SCOUT=scout(LIVE_PERMISSION="tests.test_live.record_and_allow")):
+    with override_settings(SCOUT=scout(LIVE_PERMISSION="tests.testapp.live.record_and_allow")):
         messages = read_all(client, url(interaction))
     assert [(type(obj), obj.pk) for _, obj in CALLS] == [(Interaction, interaction.pk)]
     assert CALLS[0][0].path == url(interaction)
@@ -304,7 +288,7 @@ def test_the_hook_is_asked_once_with_the_row(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_a_hook_that_refuses_refuses_staff_too(staff: Client) -> None:
-    with override_settings(SCOUT=scout(LIVE_PERMISSION="tests.test_live.deny")):
+    with override_settings(SCOUT=scout(LIVE_PERMISSION="tests.testapp.live.deny")):
         assert staff.get(url(accepted())).status_code == 403
 
 
@@ -434,8 +418,8 @@ def test_settings_refuse_a_bad_permission_path_and_redis_url() -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("tests.test_live.missing", "cannot be imported"),
-        ("tests.test_live.NOT_CALLABLE", "is a int, not a function"),
+        ("tests.testapp.live.missing", "cannot be imported"),
+        ("tests.testapp.live.NOT_CALLABLE", "is a int, not a function"),
     ],
 )
 def test_a_permission_hook_that_does_not_import_is_e004(path: str, expected: str) -> None:

@@ -26,11 +26,12 @@ from django_scout.live import CONNECT_CONCURRENCY
 from tests.helpers import (
     ROOT,
     migrated_sqlite_env,
+    postgresql_url,
     run_python,
     running_server_process,
     server_process_env,
+    uvicorn,
 )
-from tests.test_asgi import postgresql_url, uvicorn
 from tests.testapp import live as changes
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -85,8 +85,8 @@ def test_a_viewer_the_hook_refuses_gets_the_status_alone() -> None:
 
 
 def test_the_permission_hook_decides(settings: Any) -> None:
-    settings.SCOUT = {**UNIT_SCOUT, "LIVE_PERMISSION": "tests.test_live.record_and_allow"}
-    from tests.test_live import CALLS
+    settings.SCOUT = {**UNIT_SCOUT, "LIVE_PERMISSION": "tests.testapp.live.record_and_allow"}
+    from tests.testapp.live import CALLS
 
     CALLS.clear()
     interaction = accepted(events=1)
@@ -168,7 +168,7 @@ def test_event_summary(data: Any, summary: str) -> None:
     assert event_summary(data) == summary
 
 
-@override_settings(SCOUT={**UNIT_SCOUT, "LIVE_PERMISSION": "tests.test_live.deny"})
+@override_settings(SCOUT={**UNIT_SCOUT, "LIVE_PERMISSION": "tests.testapp.live.deny"})
 def test_staff_refused_by_the_hook_get_no_events() -> None:
     html = render("{% scout_live obj %}", obj=accepted(events=1), request=staff_request())
     assert timeline(html) == []

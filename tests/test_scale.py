@@ -7,34 +7,36 @@ PostgreSQL, every statement they run is also checked with ``EXPLAIN`` to be serv
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.db import connection
 from django.test import override_settings
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_scout import services
 from django_scout.models import (
     CallbackDelivery,
-    DeliveryState,
     Interaction,
     InteractionEvent,
-    Session,
     WorkflowRun,
-    WorkflowRunEvent,
 )
 from tests.helpers import UNIT_SCOUT
+from tests.history import (
+    LARGE,
+    SMALL,
+    accepted_interaction,
+    count_queries,
+    flush,
+    running_run,
+    seed_history,
+    unindexed_scans,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SMALL, LARGE = 30, 300
 
 
 @pytest.fixture(autouse=True)
@@ -51,84 +53,6 @@ def mock_publish() -> Any:
     from unittest import mock
 
     return mock.patch("django_scout.services.publishing.TaskPublisher.publish", return_value=True)
-
-
-def seed_history(size: int, *, days_ago: int = 2) -> None:
-    """``size`` finished interactions (with events and a processed delivery) and runs; every
-    other one streamed, its last progress as old as its end."""
-    done = timezone.now() - timedelta(days=days_ago)
-    session = Session.objects.create(session_id=f"sess-history-{size}", agent_id="agent")
-    interactions = [
-        Interaction(
-            agent_id="agent",
-            session=session,
-            status="succeeded",
-            messages=[{"content": "x"}],
-            accepted_at=done,
-            completed_at=done,
-            next_attempt_at=None,
-            stream=i % 2 == 0,
-            stream_progress_at=done if i % 2 == 0 else None,
-        )
-        for i in range(size)
-    ]
-    Interaction.objects.bulk_create(interactions)
-    InteractionEvent.objects.bulk_create(
-        InteractionEvent(interaction=interaction, sequence=seq, name="message", data={"i": seq})
-        for interaction in interactions
-        for seq in range(3)
-    )
-    CallbackDelivery.objects.bulk_create(
-        CallbackDelivery(
-            callback_event_id=str(uuid.uuid4()),
-            interaction=interaction,
-            session_id=session.session_id,
-            status="succeeded",
-            payload={},
-            raw_body="{}",
-            state=DeliveryState.PROCESSED,
-            processed_at=done,
-            next_attempt_at=None,
-        )
-        for interaction in interactions
-    )
-    runs = [
-        WorkflowRun(
-            workflow_id="wf",
-            status="succeeded",
-            completed_at=done,
-            next_attempt_at=None,
-            stream=i % 2 == 0,
-            stream_progress_at=done if i % 2 == 0 else None,
-        )
-        for i in range(size)
-    ]
-    WorkflowRun.objects.bulk_create(runs)
-    WorkflowRunEvent.objects.bulk_create(
-        WorkflowRunEvent(run=run, sequence=seq, name="workflow_run_started")
-        for run in runs
-        for seq in range(2)
-    )
-    # Events are stored before the interaction finished; they were created "now" above.
-    InteractionEvent.objects.update(created_at=done)
-    WorkflowRunEvent.objects.update(created_at=done)
-
-
-def accepted_interaction(at: Any, **fields: Any) -> None:
-    Interaction.objects.create(
-        agent_id="agent",
-        messages=[{"content": "x"}],
-        status="accepted",
-        accepted_at=at,
-        next_attempt_at=None,
-        **fields,
-    )
-
-
-def running_run(at: Any, **fields: Any) -> None:
-    WorkflowRun.objects.create(
-        workflow_id="wf", status="running", started_at=at, next_attempt_at=None, **fields
-    )
 
 
 def seed_due_work(now: Any) -> None:
@@ -156,38 +80,11 @@ def seed_due_work(now: Any) -> None:
         running_run(idle, stream=True, stream_progress_at=idle)
 
 
-TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
-
-
-def count_queries(work: Callable[[], Any]) -> tuple[int, list[str]]:
-    """How many statements ``work`` sends (transaction control not counted), and their SQL."""
-    with CaptureQueriesContext(connection) as captured:
-        work()
-    statements = [
-        query["sql"]
-        for query in captured.captured_queries
-        if not query["sql"].lstrip().upper().startswith(TRANSACTION_CONTROL)
-    ]
-    return len(statements), statements
-
-
 def measure(size: int, prepare: Callable[[], Any], work: Callable[[], Any]) -> int:
     seed_history(size)
     prepare()
     count, _ = count_queries(work)
     return count
-
-
-def flush() -> None:
-    for model in (
-        InteractionEvent,
-        WorkflowRunEvent,
-        CallbackDelivery,
-        Interaction,
-        WorkflowRun,
-        Session,
-    ):
-        model.objects.all().delete()
 
 
 def same_cost(prepare: Callable[[], Any], work: Callable[[], Any]) -> int:
@@ -270,43 +167,6 @@ def test_prune_deletes_all_it_should_in_batches(monkeypatch: pytest.MonkeyPatch)
 
 
 #: A whole partial index is the work due (pending rows only), never the history.
-PARTIAL_INDEXES = {
-    index.name
-    for model in apps.get_app_config("django_scout").get_models()
-    for index in model._meta.indexes
-    if index.condition is not None
-}
-
-
-def unindexed_scans(sql: str) -> list[str]:
-    """Scans of django-scout tables in ``sql``'s plan that no index condition narrows."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
-        (plan,) = cursor.fetchone()
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    problems: list[str] = []
-
-    def walk(node: dict[str, Any], limited: bool) -> None:
-        relation = node.get("Relation Name", "")
-        kind = node["Node Type"]
-        # Reading an index in order under a LIMIT stops after the limit: bounded too.
-        narrowed = "Index Cond" in node or limited or node.get("Index Name") in PARTIAL_INDEXES
-        if relation.startswith("django_scout_"):
-            if kind == "Seq Scan":
-                problems.append(f"{kind} on {relation}")
-            elif kind in ("Index Scan", "Index Only Scan") and not narrowed:
-                problems.append(f"{kind} on {relation} without an index condition")
-        if kind == "Bitmap Index Scan" and not narrowed:
-            problems.append(f"{kind} {node.get('Index Name')} without an index condition")
-        for child in node.get("Plans", []):
-            walk(child, limited or kind == "Limit")
-
-    walk(plan[0]["Plan"], False)
-    return problems
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN checks run on PostgreSQL")
 def test_every_reconcile_and_prune_statement_uses_an_index() -> None:
     now = timezone.now()

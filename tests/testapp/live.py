@@ -23,6 +23,24 @@ def viewer_header(request: Any, obj: Any) -> bool:
     return bool(request.headers.get("X-Viewer") == "allowed")
 
 
+#: Hook calls recorded by :func:`record_and_allow`.
+CALLS: list[tuple[Any, Any]] = []
+
+
+def record_and_allow(request: Any, obj: Any) -> bool:
+    """A ``LIVE_PERMISSION`` that lets anyone watch and records what it was asked."""
+    CALLS.append((request, obj))
+    return True
+
+
+def deny(request: Any, obj: Any) -> bool:
+    """A ``LIVE_PERMISSION`` that lets nobody watch, staff included."""
+    return False
+
+
+NOT_CALLABLE = 42
+
+
 def create_interaction() -> str:
     """An accepted interaction; returns its id."""
     from django_scout.models import Interaction
