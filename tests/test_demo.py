@@ -232,6 +232,46 @@ def test_example_sqlite_tuning_applies_however_sqlite_is_configured(
         assert "journal_mode=WAL" in options["init_command"]
 
 
+#: Puts 20 messages through the example's file broker; before each one is renamed into place,
+#: records the sizes of the message files a worker would take from the folder.
+BROKER_PROBE = """
+import json, os
+from example_project.celery import app
+
+replace, seen = os.replace, []
+
+def spy(source, target):
+    folder = os.path.dirname(target)
+    visible = [n for n in os.listdir(folder) if n.partition(".")[2] == "probe.msg"]
+    seen.append([os.path.getsize(os.path.join(folder, n)) for n in visible])
+    replace(source, target)
+
+os.replace = spy
+with app.connection_for_write() as connection:
+    queue = connection.SimpleQueue("probe")
+    for n in range(20):
+        queue.put({"n": n})
+    got = []
+    for _ in range(20):
+        message = queue.get(timeout=5)
+        message.ack()
+        got.append(message.payload["n"])
+print(json.dumps({"seen": seen, "got": got}))
+"""
+
+
+def test_example_broker_never_shows_a_worker_a_half_written_message(tmp_path: Path) -> None:
+    # kombu's own file transport creates a message's file before writing it: a worker that
+    # read it in between stopped on a JSONDecodeError, and the demo's interactions stayed
+    # pending.
+    env = {**os.environ, "EXAMPLE_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "filesystem://"}
+    env["DJANGO_SETTINGS_MODULE"] = "example_project.settings"
+    result = json.loads(run_python(sys.executable, ["-c", BROKER_PROBE], cwd=EXAMPLE, env=env))
+    assert sorted(result["got"]) == list(range(20))  # within a millisecond, in any order
+    assert len(result["seen"]) == 20  # each message was renamed into place
+    assert all(size > 0 for sizes in result["seen"] for size in sizes)
+
+
 def test_example_broker_keeps_its_files_in_its_var_dir(tmp_path: Path) -> None:
     """kombu's file broker would otherwise write exchange tables to ./control."""
     env = {**os.environ, "EXAMPLE_VAR_DIR": str(tmp_path), "CELERY_BROKER_URL": "filesystem://"}

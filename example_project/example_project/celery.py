@@ -1,8 +1,9 @@
 """The example project's Celery app (``celery -A example_project worker``).
 
 ``CELERY_BROKER_URL`` selects the broker. The default, ``filesystem://``, is kombu's file
-transport: messages and exchange tables are files under ``example_project/var/broker/``, so one
-machine needs no broker server. Use ``redis://…`` or ``amqp://…`` in production.
+transport (with each message written whole before a worker can see it: :mod:`.file_broker`):
+messages and exchange tables are files under ``example_project/var/broker/``, so one machine
+needs no broker server. Use ``redis://…`` or ``amqp://…`` in production.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+
+# Messages written whole before a worker can read them (see file_broker).
+TRANSPORT_ALIASES["filesystem"] = "example_project.file_broker:Transport"
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")
 
