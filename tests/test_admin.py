@@ -338,3 +338,21 @@ def test_error_panel_only_when_something_failed(
     ).content.decode()
     assert 'class="scout-panel scout-panel--error" role="alert"' in failed
     assert "the agent crashed" in failed
+
+
+@pytest.mark.parametrize("model", [Interaction, WorkflowRun])
+def test_a_streamed_rows_detail_shows_its_last_stream_progress(
+    staff_client: Client, model: Any
+) -> None:
+    progress = timezone.now().replace(microsecond=0)
+    if model is Interaction:
+        row: Any = Interaction.objects.create(
+            agent_id="agent", messages=[{"content": "x"}], status="accepted", stream=True
+        )
+    else:
+        row = WorkflowRun.objects.create(workflow_id="wf", status="running", stream=True)
+    model.objects.filter(pk=row.pk).update(stream_progress_at=progress)
+    name = model._meta.model_name
+    page = staff_client.get(f"/admin/django_scout/{name}/{row.pk}/change/").content.decode()
+    assert "last stream progress" in page.lower()
+    assert timezone.localtime(progress).strftime("%Y-%m-%d %H:%M:%S") in page

@@ -22,7 +22,15 @@ from django_scout.models import (
     WorkflowRun,
     WorkflowRunEvent,
 )
-from tests.history import LARGE, SMALL, count_queries, flush, seed_history, unindexed_scans
+from tests.history import (
+    LARGE,
+    SMALL,
+    analyze,
+    count_queries,
+    flush,
+    seed_history,
+    unindexed_scans,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -173,6 +181,7 @@ def test_every_admin_statement_uses_an_index(staff: Client) -> None:
         for i in range(2 * ScaledListMixin.list_per_page)
     )
     interaction, run = subject_interaction(60)
+    analyze()
     failures: dict[str, list[str]] = {}
     for url, params in pages(interaction, run):
         _, statements, _ = measured_get(staff, url, params)

@@ -29,6 +29,7 @@ from tests.history import (
     LARGE,
     SMALL,
     accepted_interaction,
+    analyze,
     count_queries,
     flush,
     running_run,
@@ -174,6 +175,7 @@ def test_every_reconcile_and_prune_statement_uses_an_index() -> None:
     seed_due_work(now)
     _, statements = count_queries(lambda: services.reconcile(now=now))
     _, pruning = count_queries(lambda: services.prune(30))
+    analyze()
     checked: list[str] = []
     failures = {}
     for sql in statements + pruning:
@@ -189,4 +191,6 @@ def test_every_reconcile_and_prune_statement_uses_an_index() -> None:
     assert len(checked) >= 10
     # The idle-stream reads (interactions, runs): the rows found, then none left.
     assert sum('"stream_progress_at" <=' in sql for sql in checked) >= 4
-    assert failures == {}
+    assert failures == {}, "\n".join(
+        f"…{sql[sql.find(' FROM ') :][:600]} -> {found}" for sql, found in failures.items()
+    )

@@ -169,6 +169,7 @@ class InteractionAdmin(
                     "accepted_display",
                     "completed_display",
                     "events_fetched_display",
+                    "stream_progress_display",
                     "duration_display",
                     "start_attempts",
                     "requested_session_id",
@@ -187,6 +188,7 @@ class InteractionAdmin(
     )
     accepted_display = time_column("accepted_at", "accepted")
     events_fetched_display = time_column("events_fetched_at", "events fetched")
+    stream_progress_display = time_column("stream_progress_at", "last stream progress")
 
     def get_urls(self) -> list[URLPattern]:
         """Adds ``reconcile/`` (POST: run the repair job now) and the dashboard (``dashboard/``)."""

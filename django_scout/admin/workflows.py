@@ -118,6 +118,7 @@ class WorkflowRunAdmin(
                     "created_display",
                     "started_display",
                     "completed_display",
+                    "stream_progress_display",
                     "duration_display",
                     "start_attempts",
                     "rerun_of_display",
@@ -131,6 +132,7 @@ class WorkflowRunAdmin(
     exact_search_fields = ("workflow_id", "scout_run_id", "session_id", "error_code")
     exact_search_uuid_fields = ("pk",)
     started_display = time_column("started_at", "started")
+    stream_progress_display = time_column("stream_progress_at", "last stream progress")
 
     def get_urls(self) -> list[URLPattern]:
         """Adds ``<id>/rerun/`` (POST) for the change page's Re-run button."""
