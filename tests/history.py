@@ -39,17 +39,25 @@ def seed_history(size: int, *, days_ago: int = 2) -> None:
     sessions = Session.objects.bulk_create(
         Session(session_id=session_id, agent_id="agent") for session_id in session_ids
     )
+
+    def finished(i: int) -> dict[str, Any]:
+        """What a finished interaction and a finished run share; every other one streamed."""
+        streamed = i % 2 == 0
+        return {
+            "status": "succeeded",
+            "completed_at": done,
+            "next_attempt_at": None,
+            "stream": streamed,
+            "stream_progress_at": done if streamed else None,
+        }
+
     interactions = [
         Interaction(
             agent_id="agent",
             session=sessions[i],
-            status="succeeded",
             messages=[{"content": "x"}],
             accepted_at=done,
-            completed_at=done,
-            next_attempt_at=None,
-            stream=i % 2 == 0,
-            stream_progress_at=done if i % 2 == 0 else None,
+            **finished(i),
         )
         for i in range(size)
     ]
@@ -73,17 +81,7 @@ def seed_history(size: int, *, days_ago: int = 2) -> None:
         )
         for interaction, session_id in zip(interactions, session_ids, strict=True)
     )
-    runs = [
-        WorkflowRun(
-            workflow_id="wf",
-            status="succeeded",
-            completed_at=done,
-            next_attempt_at=None,
-            stream=i % 2 == 0,
-            stream_progress_at=done if i % 2 == 0 else None,
-        )
-        for i in range(size)
-    ]
+    runs = [WorkflowRun(workflow_id="wf", **finished(i)) for i in range(size)]
     WorkflowRun.objects.bulk_create(runs)
     WorkflowRunEvent.objects.bulk_create(
         WorkflowRunEvent(run=run, sequence=seq, name="workflow_run_started")
