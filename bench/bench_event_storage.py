@@ -5,7 +5,8 @@ benchmark a database of its own, which it migrates and whose interactions and ev
 deletes)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_events \\
-        .venv/bin/python bench/bench_event_storage.py [--events 50000] [--rounds 3]
+        .venv/bin/python bench/bench_event_storage.py [--events 50000] [--rounds 3] \\
+        [--databases sqlite,sqlite-wal,postgresql]
 
 Each round, on SQLite (two files in a temporary directory: one with Django's defaults, a rollback
 journal and ``synchronous=FULL``; one in WAL mode with ``synchronous=NORMAL`` as the example
@@ -309,6 +310,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--events", type=int, default=50_000, help="events per stream")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--databases",
+        default="",
+        help="comma-separated, of sqlite, sqlite-wal, postgresql (default: all configured)",
+    )
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -316,6 +322,8 @@ def main() -> None:
     print(f"start: load average {os.getloadavg()}, {cpus} CPUs")
     with tempfile.TemporaryDirectory() as workdir:
         databases = configure(workdir)
+        if args.databases:
+            databases = [name for name in databases if name in args.databases.split(",")]
         if "postgresql" not in databases:
             print("DATABASE_URL is not a PostgreSQL URL: measuring SQLite only")
         from django.db import connections

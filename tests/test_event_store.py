@@ -23,7 +23,7 @@ from django_scout.client.errors import ScoutStreamError
 from django_scout.client.streams import SessionEvent
 from django_scout.models import Interaction, InteractionEvent
 from django_scout.services import event_store
-from tests.helpers import UNIT_SCOUT
+from tests.helpers import UNIT_SCOUT, postgresql_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,22 +226,36 @@ def test_an_error_right_after_a_full_batch_leaves_that_batch_stored() -> None:
 
 
 @postgresql_only
-@pytest.mark.parametrize("nested", [False, True])
-def test_only_the_last_batch_waits_for_the_disk(nested: bool) -> None:
-    """Outside a transaction, every batch but the last commits asynchronously; inside one,
-    the caller's commit decides and the setting is left alone."""
+def test_outside_a_transaction_each_batch_commits_as_its_copy_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each batch is one ``COPY`` statement committing on its own, with no transaction opened
+    around it (each ``BEGIN``, ``SET`` or ``COMMIT`` would be one more round trip): another
+    connection sees the batch as soon as the writer moves on."""
+    import psycopg
+
+    def no_transaction(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a transaction was opened around a batch")
+
     interaction = new_interaction()
-    with CaptureQueriesContext(connection) as queries:
-        if nested:
-            with transaction.atomic():
-                event_store.store_event_stream(interaction, TRICKY, batch_size=6)
-        else:
+    seen: list[int] = []
+    table = connection.ops.quote_name(InteractionEvent._meta.db_table)
+    count_sql = f"SELECT COUNT(*) FROM {table} WHERE interaction_id = %s"  # noqa: S608
+    with psycopg.connect(postgresql_url(), autocommit=True) as other:
+
+        def count_from_another_connection(model: Any, pk: Any) -> None:
+            row = other.execute(count_sql, [str(interaction.pk)]).fetchone()
+            assert row is not None
+            seen.append(row[0])
+
+        monkeypatch.setattr(transaction, "atomic", no_transaction)
+        monkeypatch.setattr(event_store, "notify_changed", count_from_another_connection)
+        with CaptureQueriesContext(connection) as queries:
             event_store.store_event_stream(interaction, TRICKY, batch_size=6)
-    settings = [query["sql"] for query in queries if "synchronous_commit" in query["sql"]]
-    assert settings == ([] if nested else ["SET LOCAL synchronous_commit TO OFF"] * 3)
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW synchronous_commit")
-        assert cursor.fetchone() == ("on",)
+    assert seen == [6, 12, 18, 23]
+    assert not [query for query in queries if "synchronous_commit" in query["sql"]]
+    assert connection.get_autocommit()
+    monkeypatch.undo()
     assert stored(interaction) == orm_rows(TRICKY)
 
 
@@ -339,6 +353,26 @@ def test_sqlite_without_time_zone_support_refuses_aware_timestamps_as_the_orm_do
             event_store._store_with_orm(interaction, events, 3)
         with pytest.raises(ValueError, match="timezone-aware"):
             event_store.store_event_stream(interaction, events, batch_size=3)
+
+
+@postgresql_only
+def test_without_time_zone_support_created_at_is_local_time_as_the_orm_stores_it() -> None:
+    """With ``USE_TZ = False`` Django stores the local time of ``TIME_ZONE``; so does the
+    ``COPY`` writer, whose rows carry an instant."""
+    with override_settings(USE_TZ=False, TIME_ZONE="Asia/Tokyo"):
+        interaction = new_interaction()
+        before = timezone.now()
+        event_store._store_with_orm(interaction, [ev(0)], 3)
+        event_store.store_event_stream(interaction, [ev(1)], batch_size=3)
+        after = timezone.now()
+        created = list(
+            InteractionEvent.objects.filter(interaction=interaction)
+            .order_by("sequence")
+            .values_list("created_at", flat=True)
+        )
+    assert timezone.is_naive(before)
+    assert len(created) == 2
+    assert all(before <= moment <= after for moment in created), (before, created, after)
 
 
 def generated_stream(count: int) -> Iterator[SessionEvent]:

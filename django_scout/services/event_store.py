@@ -11,8 +11,9 @@
   sequences out of order) is checked first: one query finds which of its sequences are stored,
   and only the others are copied. When another writer stores the same sequences at the same
   moment, the unique constraint refuses the copy and the batch is checked and copied again.
-  Outside the caller's transaction, every batch but the last commits without waiting for the
-  disk (see :meth:`_PostgresWriter._transaction`).
+  Outside the caller's transaction, a batch's ``COPY`` is a statement of its own, committed as
+  it ends: two round trips to the server per batch. The rows are encoded by
+  :mod:`.copy_binary` on the read-ahead thread and sent in one call.
 * **SQLite**: ``INSERT OR IGNORE`` of plain tuples with ``executemany``.
 * **Anything else** (MySQL, MariaDB, Oracle, psycopg 2): ``bulk_create(ignore_conflicts=True)``.
 
@@ -43,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connections, models, router, transaction
@@ -52,19 +53,15 @@ from django.utils import timezone
 
 from ..client.streams import SessionEvent
 from ..models import Interaction, InteractionEvent
+from . import copy_binary
 from .common import parse_timestamp
 from .live import notify_changed
 from .read_ahead import batches, read_ahead_batches
 
 __all__ = ["store_event_stream"]
 
-#: One row as written: interaction, sequence, name, event_id, data, timestamp, created_at.
-_Row = tuple[Any, int, str, str, Any, Any, Any]
-
-#: The model fields written, in :data:`_Row` order.
+#: The model fields written, in the order of each row's values.
 _FIELDS = ("interaction", "sequence", "name", "event_id", "data", "timestamp", "created_at")
-#: The PostgreSQL types of their columns, for binary ``COPY``.
-_POSTGRES_TYPES = ("uuid", "int4", "varchar", "varchar", "jsonb", "timestamptz", "timestamptz")
 #: How many times a batch refused by the unique constraint is checked and copied again.
 _ATTEMPTS = 3
 
@@ -192,13 +189,16 @@ class _PostgresWriter:
     def __init__(
         self, connection: BaseDatabaseWrapper, alias: str, interaction: Interaction, size: int
     ) -> None:
-        from psycopg.types.json import Jsonb
-
         self.connection = connection
         self.alias = alias
         self.interaction_id = interaction.pk
         self.batch_size = size
-        self.jsonb = Jsonb
+        #: The highest sequence stored when this stream began.
+        self.stored_before = -1
+        # Every row starts with its field count and the interaction's key.
+        self.row_start = copy_binary.row_start(len(_FIELDS)) + copy_binary.uuid_field(
+            interaction.pk
+        )
         table = _Table.of(connection)
         # Identifiers from the model's meta, quoted; every value is a parameter.
         self.copy_sql = f"COPY {table.name} ({table.columns}) FROM STDIN (FORMAT BINARY)"
@@ -212,28 +212,22 @@ class _PostgresWriter:
 
     def store(self, events: Iterable[SessionEvent]) -> int:
         """Write ``events``; returns how many came."""
-        highest = self._highest_stored()
-        # Inside the caller's transaction, its commit is the one that counts.
-        nested = self.connection.in_atomic_block
+        highest = self.stored_before = self._highest_stored()
         checking = False  # set once a concurrent writer was caught: check every batch then
         count = 0
-        for batch, last in read_ahead_batches(events, self.batch_size):
-            now = timezone.now()
-            rows = [self._row(event, now) for event in batch]
-            count += len(rows)
-            durable = last or nested
-            if checking or not _rising_above(rows, highest):
-                self._copy_missing(rows, durable)
+        for batch, _ in read_ahead_batches(events, self.batch_size, self._prepare):
+            count += len(batch)
+            if checking or not _rising_above(batch, highest):
+                self._copy_missing(batch)
             else:
                 try:
-                    with self._transaction(durable) as cursor, self._copy_in(cursor) as copy:
-                        for row in rows:
-                            copy.write_row(row)
+                    with self._scope() as cursor:
+                        self._copy(cursor, [self._encoded(row) for _, row in batch])
                 except IntegrityError:
                     # A concurrent fetch stored some of these sequences first.
                     checking = True
-                    self._copy_missing(rows, durable)
-            highest = max(highest, max(row[1] for row in rows))
+                    self._copy_missing(batch)
+            highest = max(highest, *(sequence for sequence, _ in batch))
             notify_changed(Interaction, self.interaction_id)
         return count
 
@@ -243,73 +237,107 @@ class _PostgresWriter:
             (highest,) = cursor.fetchone()
         return -1 if highest is None else int(highest)
 
-    def _row(self, event: SessionEvent, now: datetime) -> _Row:
-        # The text as it came, or json.dumps as Django's JSONField does (whatever psycopg's
-        # default may have been set to); handed to COPY as it is.
-        text = _json_text(event, json.dumps)
-        return (
-            self.interaction_id,
-            event.sequence,
-            (event.name or "")[:255],
-            (event.id or "")[:255],
-            None if text is None else self.jsonb(text, dumps=str),
-            parse_timestamp(event.timestamp),
-            now,
-        )
+    def _prepare(self, event: SessionEvent) -> _PreparedRow:
+        """``event`` with its ``COPY`` row, encoded on the read-ahead thread while a batch is
+        written; left to encode if needed when its sequence was stored before this stream
+        began (a re-fetch, whose rows are mostly skipped)."""
+        if event.sequence <= self.stored_before:
+            return _PreparedRow(event.sequence, event)
+        return _PreparedRow(event.sequence, self._encode(event))
 
-    def _copy_missing(self, rows: list[_Row], durable: bool) -> None:
-        """Copy those of ``rows`` whose sequence is not stored yet (the first of duplicates)."""
-        unique: dict[int, _Row] = {}
-        for row in rows:
-            unique.setdefault(row[1], row)
+    def _encoded(self, row: bytes | SessionEvent) -> bytes:
+        return self._encode(row) if isinstance(row, SessionEvent) else row
+
+    def _encode(self, event: SessionEvent) -> bytes:
+        """``event`` as a ``COPY`` row without its last field, ``created_at`` (which
+        :meth:`_copy` adds).
+
+        ``data`` is the text as it came, or ``json.dumps`` of it as Django's ``JSONField``
+        does; the server parses it into ``jsonb``.
+        """
+        encode = copy_binary
+        row = b"".join(
+            (
+                self.row_start,
+                encode.int4(event.sequence),
+                encode.text((event.name or "")[:255]),
+                encode.text((event.id or "")[:255]),
+                encode.jsonb(_json_text(event, json.dumps)),
+                encode.timestamptz(parse_timestamp(event.timestamp)),
+            )
+        )
+        return row
+
+    def _copy_missing(self, batch: list[_PreparedRow]) -> None:
+        """Copy those rows of ``batch`` whose sequence is not stored yet (the first of
+        duplicates)."""
+        unique: dict[int, bytes | SessionEvent] = {}
+        for sequence, row in batch:
+            unique.setdefault(sequence, row)
         for attempt in range(_ATTEMPTS):
             try:
-                with self._transaction(durable) as cursor:
+                with self._scope() as cursor:
                     # A range, not "= ANY(array)": the planner picks the unique index for it
                     # even when the table's statistics are stale (just after a big insert).
                     bounds = [min(unique), max(unique)]
                     cursor.execute(self.stored_sql, [self.interaction_id, *bounds])
                     stored = {sequence for (sequence,) in cursor.fetchall()}
-                    missing = [row for sequence, row in unique.items() if sequence not in stored]
+                    missing = [
+                        self._encoded(row)
+                        for sequence, row in unique.items()
+                        if sequence not in stored
+                    ]
                     if missing:
-                        with self._copy_in(cursor) as copy:
-                            for row in missing:
-                                copy.write_row(row)
+                        self._copy(cursor, missing)
                 return
             except IntegrityError:
                 if attempt == _ATTEMPTS - 1:
                     raise
 
     @contextmanager
-    def _transaction(self, durable: bool) -> Iterator[Any]:
-        """A transaction (or savepoint) and a cursor in it.
+    def _scope(self) -> Iterator[Any]:
+        """A cursor, in a savepoint inside the caller's transaction (so that a refused copy
+        leaves it usable); outside one, each statement commits on its own.
 
-        Unless ``durable``, its commit does not wait for the disk (``synchronous_commit`` off,
-        for this transaction only). The WAL is flushed in order, so the next synchronous commit
-        (the last batch's, ``fetch_events``' update of the interaction) makes it durable too,
-        as PostgreSQL's WAL writer does within a second anyway; a crash before that loses only
-        batches of a stream not yet marked fetched, which is fetched again.
+        A ``COPY`` in a transaction of its own (``BEGIN``, ``COPY``, ``COMMIT``) would cost
+        more round trips, and after each the writer's thread waits for the GIL held by the
+        read-ahead thread: the fewer, the more the server's work overlaps the reading.
         """
-        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
-            if not durable:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            yield cursor
+        if self.connection.in_atomic_block:
+            with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
+                yield cursor
+        else:
+            with self.connection.cursor() as cursor:
+                yield cursor
 
-    @contextmanager
-    def _copy_in(self, cursor: Any) -> Iterator[Any]:
+    def _copy(self, cursor: Any, rows: list[bytes]) -> None:
+        """Send ``rows`` (each but its ``created_at``, which is now) in one ``COPY``, in one
+        call: the server's work on them is waited for without the GIL, so the read-ahead thread
+        encodes the next batch meanwhile."""
+        now = timezone.now()
+        if timezone.is_naive(now):  # USE_TZ = False: the ORM stores local time
+            now = timezone.make_aware(now, self.connection.timezone)
+        created_at = copy_binary.timestamptz(now)
         # copy() is the psycopg cursor's, outside Django's wrapper: raise its errors as Django's.
         with self.connection.wrap_database_errors, cursor.cursor.copy(self.copy_sql) as copy:
-            copy.set_types(_POSTGRES_TYPES)
-            yield copy
+            # Each row is followed by its last field.
+            copy.write(copy_binary.payload([created_at.join(rows), created_at]))
 
 
-def _rising_above(rows: list[_Row], highest: int) -> bool:
-    """Whether the sequences of ``rows`` rise strictly, from above ``highest``."""
+class _PreparedRow(NamedTuple):
+    """An event's sequence, and its ``COPY`` row (or the event, when not encoded yet)."""
+
+    sequence: int
+    row: bytes | SessionEvent
+
+
+def _rising_above(batch: list[_PreparedRow], highest: int) -> bool:
+    """Whether the sequences of ``batch`` rise strictly, from above ``highest``."""
     previous = highest
-    for row in rows:
-        if row[1] <= previous:
+    for sequence, _ in batch:
+        if sequence <= previous:
             return False
-        previous = row[1]
+        previous = sequence
     return True
 
 
@@ -330,11 +358,12 @@ def _orm_row(interaction: Interaction, event: SessionEvent) -> InteractionEvent:
 def _store_with_orm(
     interaction: Interaction, events: Iterable[SessionEvent], batch_size: int
 ) -> int:
+    def instance(event: SessionEvent) -> InteractionEvent:
+        return _orm_row(interaction, event)
+
     count = 0
-    for batch, _ in read_ahead_batches(events, batch_size):
-        InteractionEvent.objects.bulk_create(
-            [_orm_row(interaction, event) for event in batch], ignore_conflicts=True
-        )
+    for rows, _ in read_ahead_batches(events, batch_size, instance):
+        InteractionEvent.objects.bulk_create(rows, ignore_conflicts=True)
         notify_changed(Interaction, interaction.pk)
-        count += len(batch)
+        count += len(rows)
     return count

@@ -1,28 +1,38 @@
 """Read an iterable in batches on a helper thread while the caller writes the previous batch.
 
-Storing an event stream alternates two kinds of work: reading and parsing the next events
-(Python, holding the GIL) and writing a batch to the database (mostly waiting on the database
-server, or inside SQLite's C code, with the GIL released). :func:`read_ahead_batches` overlaps
-them: a daemon thread reads the batch after the one being written, at most
-:data:`READ_AHEAD` batches ahead, so memory stays bounded. Nothing on the helper thread touches
-the database; the caller's connection and transaction are used only by the caller.
+Storing an event stream alternates two kinds of work: reading, parsing and encoding the next
+events (Python, holding the GIL) and writing a batch to the database (mostly waiting on the
+database server, with the GIL released). :func:`read_ahead_batches` overlaps them: a daemon
+thread reads and prepares the batch after the one being written, at most :data:`READ_AHEAD`
+batches ahead, so memory stays bounded. Nothing on the helper thread touches the database; the
+caller's connection and transaction are used only by the caller.
+
+The writer's thread needs the GIL for a moment after each of its round trips to the server.
+A thread that wants the GIL gets it only when the holder lets go, which a busy thread does only
+every ``sys.getswitchinterval()`` (5 ms): with a round trip or five per batch, the writer would
+spend most of its time waiting for the GIL, and the server would sit idle. So the helper lets
+go of it every :data:`SHARE_EVERY` items.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from itertools import islice
 from typing import Any, TypeVar
 
-__all__ = ["READ_AHEAD", "batches", "read_ahead_batches"]
+__all__ = ["READ_AHEAD", "SHARE_EVERY", "batches", "read_ahead_batches"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 #: Batches read ahead of the one being written, at most.
 READ_AHEAD = 1
+#: Items the helper reads and prepares between two moments it lets the writer take the GIL.
+SHARE_EVERY = 16
 
 _END: Any = object()
 
@@ -54,16 +64,21 @@ class _Failure:
         self.error = error
 
 
-def read_ahead_batches(items: Iterable[T], size: int) -> Iterator[tuple[list[T], bool]]:
-    """:func:`batches` of ``items``, read on a helper thread from the second batch on.
+def read_ahead_batches(
+    items: Iterable[T], size: int, prepare: Callable[[T], U]
+) -> Iterator[tuple[list[U], bool]]:
+    """:func:`batches` of ``items`` passed through ``prepare``, read on a helper thread from the
+    second batch on.
 
-    Gives the same batches, flags and error as :func:`batches`. The first batch is read on the
-    caller's thread; a helper starts only when there is more, so a stream of one batch costs no
-    thread. When the caller stops early (an error while writing, or ``close()``), the helper
-    is told to stop and joined before this generator returns, so ``items`` (an HTTP response,
-    say) is never read after the caller moved on.
+    Gives the same batches (of ``prepare(item)``), flags and error as :func:`batches` would for
+    ``map(prepare, items)``: an error raised by ``prepare`` ends the reading as one raised by
+    ``items`` does. The first batch is read on the caller's thread; a helper starts only when
+    there is more, so a stream of one batch costs no thread. When the caller stops early (an
+    error while writing, or ``close()``), the helper is told to stop and joined before this
+    generator returns, so ``items`` (an HTTP response, say) is never read after the caller
+    moved on.
     """
-    inline = batches(items, size)
+    inline = batches(_sharing_the_gil(map(prepare, items)), size)
     first = next(inline, None)
     if first is None:
         return
@@ -71,7 +86,7 @@ def read_ahead_batches(items: Iterable[T], size: int) -> Iterator[tuple[list[T],
     if first[1]:
         yield from inline  # nothing more: it ends, or raises the error that ended the reading
         return
-    handoff: queue.Queue[tuple[list[T], bool] | _Failure | None] = queue.Queue(READ_AHEAD)
+    handoff: queue.Queue[tuple[list[U], bool] | _Failure | None] = queue.Queue(READ_AHEAD)
     stop = threading.Event()
 
     def read() -> None:
@@ -104,3 +119,11 @@ def read_ahead_batches(items: Iterable[T], size: int) -> Iterator[tuple[list[T],
             with suppress(queue.Empty):
                 handoff.get(timeout=0.05)
         reader.join()
+
+
+def _sharing_the_gil(items: Iterator[U]) -> Iterator[U]:
+    """``items``, letting other threads take the GIL every :data:`SHARE_EVERY` of them."""
+    for index, item in enumerate(items):
+        if not index % SHARE_EVERY:
+            time.sleep(0)  # releases the GIL; a thread waiting for it takes it
+        yield item
