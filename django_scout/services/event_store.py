@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connections, models, router, transaction
@@ -241,9 +241,8 @@ class _PostgresWriter:
         """``event`` with its ``COPY`` row, encoded on the read-ahead thread while a batch is
         written; left to encode if needed when its sequence was stored before this stream
         began (a re-fetch, whose rows are mostly skipped)."""
-        if event.sequence <= self.stored_before:
-            return _PreparedRow(event.sequence, event)
-        return _PreparedRow(event.sequence, self._encode(event))
+        sequence = event.sequence
+        return (sequence, event if sequence <= self.stored_before else self._encode(event))
 
     def _encoded(self, row: bytes | SessionEvent) -> bytes:
         return self._encode(row) if isinstance(row, SessionEvent) else row
@@ -324,11 +323,8 @@ class _PostgresWriter:
             copy.write(copy_binary.payload([created_at.join(rows), created_at]))
 
 
-class _PreparedRow(NamedTuple):
-    """An event's sequence, and its ``COPY`` row (or the event, when not encoded yet)."""
-
-    sequence: int
-    row: bytes | SessionEvent
+#: An event's sequence, and its ``COPY`` row (or the event, when not encoded yet).
+_PreparedRow = tuple[int, "bytes | SessionEvent"]
 
 
 def _rising_above(batch: list[_PreparedRow], highest: int) -> bool:
