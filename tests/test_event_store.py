@@ -355,6 +355,28 @@ def test_sqlite_without_time_zone_support_refuses_aware_timestamps_as_the_orm_do
             event_store.store_event_stream(interaction, events, batch_size=3)
 
 
+def test_nul_characters_are_stored_where_the_database_can_and_replaced_where_not() -> None:
+    """PostgreSQL cannot store NUL (nor ``jsonb`` the ``\\u0000`` escape): there each NUL of
+    an event becomes U+FFFD, on either path, and the rest of the stream is stored."""
+    data = {"text": "a\x00b", "k\x00": ["\x00"], "literal": "\\u0000 stays"}
+    events = [
+        ev(0, name="n\x00", id="i\x00", data=data, json_text=json.dumps(data)),
+        ev(1, data=data),  # serialized by the writer
+        ev(2, data="\x00"),
+    ]
+    interaction = new_interaction()
+    assert event_store.store_event_stream(interaction, events, batch_size=2) == 3
+    rows = stored(interaction)
+    assert rows == orm_rows(events)
+    nul = "\ufffd" if connection.vendor == "postgresql" else "\x00"
+    expected = {"text": f"a{nul}b", f"k{nul}": [nul], "literal": "\\u0000 stays"}
+    assert [row[:4] for row in rows] == [
+        (0, f"n{nul}", f"i{nul}", expected),
+        (1, "message", "evt_1", expected),
+        (2, "message", "evt_2", nul),
+    ]
+
+
 @postgresql_only
 def test_without_time_zone_support_created_at_is_local_time_as_the_orm_stores_it() -> None:
     """With ``USE_TZ = False`` Django stores the local time of ``TIME_ZONE``; so does the

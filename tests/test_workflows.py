@@ -9,6 +9,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 
 from django_scout.api import (
@@ -565,3 +566,18 @@ def test_prune_deletes_old_run_events(fake_scout: FakeScout, committed: Committe
     result = services.prune(7, now=timezone.now() + timedelta(days=8))
     assert result["run_events"] == count
     assert WorkflowRun.objects.filter(pk=run.pk).exists()
+
+
+def test_a_nul_character_in_a_streamed_run_is_stored(
+    fake_scout: FakeScout, committed: Committed
+) -> None:
+    """PostgreSQL cannot store NUL: there it becomes U+FFFD; other databases keep it. Either
+    way the run ends and every event is stored."""
+    fake_scout.app("app1", AppBehaviour(tokens=["Hel\x00", "lo"], start_message="Think\x00ing"))
+    with committed():
+        run = execute_app("app1", stream=True)
+    run.refresh_from_db()
+    assert run.status == "succeeded", (run.error_code, run.error_message)
+    stored = json.dumps([list(run.events.values_list("name", "data")), run.outputs])
+    kept = "\\ufffd" if connection.vendor == "postgresql" else "\\u0000"
+    assert stored.count(kept) >= 2, stored

@@ -20,7 +20,8 @@
 Every path stores what the model would: ``name`` and ``event_id`` cut to 255 characters, ``data``
 as JSON (``None`` as SQL ``NULL``), the timestamp read by
 :func:`~django_scout.services.common.parse_timestamp` (``NULL`` when out of range) and
-``created_at`` set when the batch is written. ``data`` is stored as the JSON text the event came
+``created_at`` set when the batch is written; on PostgreSQL, which cannot store them, NUL
+characters become U+FFFD (:mod:`.storable`). ``data`` is stored as the JSON text the event came
 as (:attr:`~django_scout.client.streams.SessionEvent.json_text`: an NDJSON line, an SSE event's
 data) when the stream gave one, and serialized by :func:`json.dumps` otherwise, so that most
 events are not serialized a second time; both load as the same value. Of events sharing a
@@ -57,6 +58,7 @@ from . import copy_binary
 from .common import parse_timestamp
 from .live import notify_changed
 from .read_ahead import batches, read_ahead_batches
+from .storable import refuses_nul, storable_data, storable_json, storable_text
 
 __all__ = ["store_event_stream"]
 
@@ -252,16 +254,18 @@ class _PostgresWriter:
         :meth:`_copy` adds).
 
         ``data`` is the text as it came, or ``json.dumps`` of it as Django's ``JSONField``
-        does; the server parses it into ``jsonb``.
+        does; the server parses it into ``jsonb``. NUL characters are replaced (see
+        :mod:`.storable`).
         """
         encode = copy_binary
+        text = _json_text(event, json.dumps)
         row = b"".join(
             (
                 self.row_start,
                 encode.int4(event.sequence),
-                encode.text((event.name or "")[:255]),
-                encode.text((event.id or "")[:255]),
-                encode.jsonb(_json_text(event, json.dumps)),
+                encode.text(storable_text((event.name or "")[:255])),
+                encode.text(storable_text((event.id or "")[:255])),
+                encode.jsonb(None if text is None else storable_json(text)),
                 encode.timestamptz(parse_timestamp(event.timestamp)),
             )
         )
@@ -340,13 +344,17 @@ def _rising_above(batch: list[_PreparedRow], highest: int) -> bool:
 # --- any other database --------------------------------------------------------------------
 
 
-def _orm_row(interaction: Interaction, event: SessionEvent) -> InteractionEvent:
+def _orm_row(interaction: Interaction, event: SessionEvent, nul: bool) -> InteractionEvent:
+    """The instance ``bulk_create`` stores; with NUL characters replaced when ``nul``."""
+    name, event_id, data = (event.name or "")[:255], (event.id or "")[:255], event.data
+    if nul:
+        name, event_id, data = storable_text(name), storable_text(event_id), storable_data(data)
     return InteractionEvent(
         interaction=interaction,
         sequence=event.sequence,
-        name=(event.name or "")[:255],
-        event_id=(event.id or "")[:255],
-        data=event.data,
+        name=name,
+        event_id=event_id,
+        data=data,
         timestamp=parse_timestamp(event.timestamp),
     )
 
@@ -354,8 +362,10 @@ def _orm_row(interaction: Interaction, event: SessionEvent) -> InteractionEvent:
 def _store_with_orm(
     interaction: Interaction, events: Iterable[SessionEvent], batch_size: int
 ) -> int:
+    nul = refuses_nul(connections[router.db_for_write(InteractionEvent)])
+
     def instance(event: SessionEvent) -> InteractionEvent:
-        return _orm_row(interaction, event)
+        return _orm_row(interaction, event, nul)
 
     count = 0
     for rows, _ in read_ahead_batches(events, batch_size, instance):

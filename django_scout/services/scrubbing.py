@@ -12,6 +12,7 @@ from typing import Any
 
 from ..client.redaction import scrub, scrub_data
 from ..conf import scout_settings
+from .storable import storable_text
 
 __all__ = ["configured_secrets", "scrub_json", "scrub_text"]
 
@@ -23,8 +24,9 @@ def configured_secrets() -> tuple[str, ...]:
 
 
 def scrub_text(text: str) -> str:
-    """``text`` without credentials or configured secrets: use it for every stored error text."""
-    return scrub(text, configured_secrets())
+    """``text`` without credentials or configured secrets, nor NUL characters (which
+    PostgreSQL cannot store; see :mod:`.storable`): use it for every stored error text."""
+    return storable_text(scrub(text, configured_secrets()))
 
 
 def scrub_json(value: Any) -> Any:

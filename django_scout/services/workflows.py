@@ -61,6 +61,7 @@ from .due import fail_idle_streams, fail_overdue, progress_at_claim, requeue_due
 from .live import notify_changed
 from .registry import scout_tasks
 from .scrubbing import scrub_text
+from .storable import storable_fields
 
 logger = logging.getLogger("django_scout")
 
@@ -304,6 +305,7 @@ def finish_run(run_id: UUID | str, status: str, **fields: Any) -> bool:
         raise ValueError(f"status must be 'succeeded' or 'failed', got {status!r}")
     if "error_message" in fields:
         fields["error_message"] = scrub_text(fields["error_message"])
+    fields = storable_fields(WorkflowRun, fields)
     now = timezone.now()
     with transaction.atomic():
         changed = WorkflowRun.objects.filter(pk=run_id, status__in=(PENDING, RUNNING)).update(
@@ -329,10 +331,9 @@ def fail_run(run_id: UUID | str, code: str, message: str) -> bool:
 def _store_event(run: WorkflowRun, sequence: int, name: str, data: Any, when: Any) -> None:
     if sequence == 0:
         mark_running(run.pk)
+    values = storable_fields(WorkflowRunEvent, {"name": name[:255], "data": data})
     WorkflowRunEvent.objects.get_or_create(
-        run=run,
-        sequence=sequence,
-        defaults={"name": name[:255], "data": data, "timestamp": parse_timestamp(when)},
+        run=run, sequence=sequence, defaults={**values, "timestamp": parse_timestamp(when)}
     )
     # With the count, the worker's sign of life that reconcile's idle deadline reads.
     WorkflowRun.objects.filter(pk=run.pk).update(
