@@ -122,10 +122,6 @@ class CallbackView(APIView):
             return self._bad_request(f"body: JSON {exc}")
         except ValidationError as exc:
             return self._bad_request(_validation_summary(exc))
-        if "\x00" in text or "\\u0000" in text:
-            # PostgreSQL cannot store NUL in text or jsonb: refuse it now rather than answer 5xx
-            # (and have Scout retry) forever.
-            return self._bad_request("NUL characters cannot be stored")
         try:
             delivery, created = services.record_callback(
                 payload, text, redact_headers(request.headers), interaction_id

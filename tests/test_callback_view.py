@@ -10,7 +10,7 @@ from unittest import mock
 
 import django
 import pytest
-from django.db import OperationalError, connections
+from django.db import OperationalError, connection, connections
 from django.test import Client, override_settings
 
 from django_scout.client._json_depth import MAX_JSON_DEPTH
@@ -173,7 +173,7 @@ def test_rotated_secret_accepted() -> None:
         (json.dumps(callback_payload(status="cancelled")).encode(), "status"),
         (json.dumps(callback_payload(session_id="")).encode(), "session_id"),
         (b'{"callback_event_id": "\xff\xfe"}', "UTF-8"),
-        (json.dumps(callback_payload(note="a\u0000b")).encode(), "NUL"),
+        (b'{"callback_event_id": "a\x00b", "session_id": "s", "status": "failed"}', "control"),
     ],
 )
 def test_malformed_body_is_400(body: bytes, fragment: str) -> None:
@@ -181,6 +181,20 @@ def test_malformed_body_is_400(body: bytes, fragment: str) -> None:
     assert response.status_code == 400
     assert fragment.lower() in response.json()["detail"].lower()
     assert not CallbackDelivery.objects.exists()
+
+
+def test_a_nul_character_is_stored_where_the_database_can_and_replaced_where_not() -> None:
+    """PostgreSQL cannot store NUL in ``jsonb``: there it becomes U+FFFD in the payload, the
+    raw body (whose JSON escape holds no NUL) is kept as it came, and the callback counts."""
+    payload = callback_payload(note="a\u0000b", session_id="sess\u0000")
+    response = post_callback(Client(), payload)
+    assert response.status_code == 200, response.json()
+    assert post_callback(Client(), payload).json()["duplicate"] is True
+    delivery = CallbackDelivery.objects.get()
+    nul = "\ufffd" if connection.vendor == "postgresql" else "\x00"
+    assert (delivery.payload["note"], delivery.session_id) == (f"a{nul}b", f"sess{nul}")
+    assert delivery.raw_body == json.dumps(payload)
+    assert delivery.delivery_count == 2
 
 
 def nested(levels: int) -> Any:

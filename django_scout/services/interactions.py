@@ -57,6 +57,7 @@ from .event_store import store_event_stream
 from .live import notify_changed
 from .registry import scout_tasks
 from .scrubbing import scrub_text
+from .storable import storable_fields
 
 logger = logging.getLogger("django_scout")
 
@@ -770,7 +771,9 @@ def record_callback(
     and, after the commit, is handed to :data:`.batching.batch_publisher`, which publishes its
     processing soon, batched with others, without making the caller wait (the stored row is
     the outbox: reconcile enqueues it when that publish is lost). On PostgreSQL and SQLite
-    storing is one statement (see :mod:`.deliveries`), and nothing is read back.
+    storing is one statement (see :mod:`.deliveries`), and nothing is read back. A NUL
+    character in the payload is stored as PostgreSQL can (see :mod:`.storable`); ``raw_body``
+    keeps the text as it came, whose JSON escapes hold no NUL.
     """
     now = timezone.now()
     values = {
@@ -784,6 +787,8 @@ def record_callback(
         "last_received_at": now,
         "next_attempt_at": now + _grace(),
     }
+    if "\\u0000" in raw_body:  # a NUL somewhere in the payload (cheaper than looking there)
+        values = storable_fields(CallbackDelivery, values)
     stored = upsert_delivery(values, now)
     if stored is None:
         stored = _record_callback_orm(CallbackDelivery(**values), now)
