@@ -48,6 +48,7 @@ from .models import (
     WorkflowRunKind,
     WorkflowRunStatus,
 )
+from .services.due import idle_cutoff
 from .services.reconcile_record import ReconcileRecord, last_reconcile
 
 __all__ = [
@@ -207,7 +208,8 @@ class StuckItem:
     #: When it entered its status (created, accepted or started).
     since: datetime
     age: timedelta
-    #: Past the deadline after which reconcile fails it (reconcile has not run since?).
+    #: Past the deadline after which reconcile fails it (reconcile has not run since?): the
+    #: status's deadline, or for a streamed row ``STREAM_IDLE_TIMEOUT`` since its last event.
     overdue: bool
     url: str
 
@@ -466,12 +468,17 @@ def _stuck(
     rows = list(
         kind.model._default_manager.filter(status=status)
         .order_by(since_field)
-        .values("pk", kind.name_field, "created_at", since_field)[: STUCK_LIMIT + 1]
+        .values("pk", kind.name_field, "created_at", since_field, "stream_progress_at")[
+            : STUCK_LIMIT + 1
+        ]
     )
+    idle_since = idle_cutoff(now)
     items = []
     for row in rows[:STUCK_LIMIT]:
         since = row[since_field] or row["created_at"]
         age = now - since
+        progress = row["stream_progress_at"]  # set on streamed rows only
+        idle = progress is not None and progress <= idle_since
         items.append(
             StuckItem(
                 pk=str(row["pk"]),
@@ -479,7 +486,7 @@ def _stuck(
                 status=status,
                 since=since,
                 age=age,
-                overdue=deadline is not None and age >= deadline,
+                overdue=idle or (deadline is not None and age >= deadline),
                 url=_admin_url(site_name, f"{meta.app_label}_{meta.model_name}_change", row["pk"]),
             )
         )

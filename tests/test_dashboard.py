@@ -357,6 +357,27 @@ def test_oldest_stuck_items_oldest_first_with_age_and_links() -> None:
     assert running_group.since_label == "started"
 
 
+def test_a_streamed_row_is_past_its_deadline_once_idle_for_the_stream_timeout() -> None:
+    """Reconcile fails an open streamed row ``STREAM_IDLE_TIMEOUT`` (900 s) after its last
+    event, long before ``CALLBACK_DEADLINE``/``RUN_DEADLINE``: the dashboard marks it then."""
+    now = timezone.now()
+    rows = {}
+    for minutes in (5, 20):  # one within the idle timeout, one past it
+        progress = now - timedelta(minutes=minutes)
+        accepted = interaction("accepted", now - timedelta(hours=1), accepted=now)
+        running = run("running", now - timedelta(hours=1), started=now)
+        for model, row in ((Interaction, accepted), (WorkflowRun, running)):
+            model.objects.filter(pk=row.pk).update(stream=True, stream_progress_at=progress)
+        rows[minutes] = (accepted, running)
+    # Not streamed: the idle timeout does not apply.
+    interaction("accepted", now - timedelta(hours=1), accepted=now - timedelta(minutes=30))
+    data = dashboard_data(now)
+    (_, accepted_group), (_, running_group) = data.interactions.stuck, data.runs.stuck
+    for group, index in ((accepted_group, 0), (running_group, 1)):
+        overdue = {item.pk for item in group.items if item.overdue}
+        assert overdue == {str(rows[20][index].pk)}
+
+
 def test_stuck_lists_stop_at_the_limit_and_link_to_the_rest() -> None:
     now = timezone.now()
     rows = [run("pending", now - timedelta(minutes=m)) for m in range(1, STUCK_LIMIT + 3)]

@@ -137,6 +137,12 @@ def progress_at_claim(now: datetime) -> Case:
     return Case(When(stream=True, then=Value(now)), default=F("stream_progress_at"))
 
 
+def idle_cutoff(now: datetime) -> datetime:
+    """The last ``stream_progress_at`` of an open streamed row that reconcile fails as idle at
+    ``now`` (``STREAM_IDLE_TIMEOUT`` before it)."""
+    return now - timedelta(seconds=scout_settings().STREAM_IDLE_TIMEOUT)
+
+
 def fail_idle_streams(
     model: type[Model],
     now: datetime,
@@ -159,9 +165,7 @@ def fail_idle_streams(
     strings.
     """
     timeout = scout_settings().STREAM_IDLE_TIMEOUT
-    idle = model._default_manager.filter(
-        OPEN_STREAM, stream_progress_at__lte=now - timedelta(seconds=timeout)
-    )
+    idle = model._default_manager.filter(OPEN_STREAM, stream_progress_at__lte=idle_cutoff(now))
     return fail_overdue(
         idle.order_by("stream_progress_at"),
         signal_queryset=signal_queryset,
