@@ -317,6 +317,8 @@ class _PostgresWriter:
         """Send ``rows`` (each but its ``created_at``, which is now) in one ``COPY``, in one
         call: the server's work on them is waited for without the GIL, so the read-ahead thread
         encodes the next batch meanwhile."""
+        if not rows:
+            return
         now = timezone.now()
         if timezone.is_naive(now):  # USE_TZ = False: the ORM stores local time
             now = timezone.make_aware(now, self.connection.timezone)
