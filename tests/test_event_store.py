@@ -23,6 +23,7 @@ from django_scout.client.errors import ScoutStreamError
 from django_scout.client.streams import SessionEvent
 from django_scout.models import Interaction, InteractionEvent
 from django_scout.services import event_store
+from django_scout.services.copy_pipeline import CopyPipeline
 from tests.helpers import UNIT_SCOUT, postgresql_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -188,6 +189,24 @@ def test_duplicate_and_out_of_order_sequences_are_stored_as_the_orm_path_does(
     assert stored(interaction) == orm_rows(events, batch_size)
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite only")
+def test_on_sqlite_a_batch_is_inserted_in_statements_of_as_many_rows_as_parameters_allow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three rows of seven fields fit in 21 parameters: a batch of ten is four statements
+    (3, 3, 3 and 1 rows); duplicates within a statement keep the first row, as across them."""
+    monkeypatch.setattr(connection.features, "max_query_params", 21)
+    sequences = [0, 1, 1, 5, 2, 5, 3, 0, 9, 4, 9, 6, 7, 8]
+    events = [ev(s, name=f"#{n}") for n, s in enumerate(sequences)]
+    interaction = new_interaction()
+    with CaptureQueriesContext(connection) as queries:
+        assert event_store.store_event_stream(interaction, events, batch_size=10) == 14
+    inserts = [query["sql"] for query in queries if query["sql"].startswith("INSERT")]
+    assert [sql.count("), (") + 1 for sql in inserts] == [3, 3, 3, 1, 3, 1]
+    monkeypatch.undo()
+    assert stored(interaction) == orm_rows(events, 10)
+
+
 def failing_stream(count: int) -> Iterator[SessionEvent]:
     """``count`` events, then the stream breaks off."""
     for sequence in range(count):
@@ -256,6 +275,101 @@ def test_outside_a_transaction_each_batch_commits_as_its_copy_ends(
     assert not [query for query in queries if "synchronous_commit" in query["sql"]]
     assert connection.get_autocommit()
     monkeypatch.undo()
+    assert stored(interaction) == orm_rows(TRICKY)
+
+
+@postgresql_only
+def test_outside_a_transaction_the_next_batch_is_read_while_the_server_stores_the_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's ``COPY`` is sent, and waited for only once the next batch is read: the
+    server's work overlaps the parsing."""
+    log: list[str] = []
+    send, wait = CopyPipeline.send, CopyPipeline.wait
+
+    def logged_send(self: CopyPipeline, *args: Any) -> None:
+        log.append("send")
+        send(self, *args)
+
+    def logged_wait(self: CopyPipeline) -> None:
+        log.append("wait")
+        wait(self)
+
+    def read(count: int) -> Iterator[SessionEvent]:
+        for sequence in range(count):
+            log.append(f"read {sequence}")
+            yield ev(sequence)
+
+    monkeypatch.setattr(CopyPipeline, "send", logged_send)
+    monkeypatch.setattr(CopyPipeline, "wait", logged_wait)
+    interaction = new_interaction()
+    assert event_store.store_event_stream(interaction, read(7), batch_size=3) == 7
+    # One event is read ahead of each batch, to know whether it is the last.
+    assert log == [
+        *["read 0", "read 1", "read 2", "read 3", "send"],
+        *["read 4", "read 5", "read 6", "wait", "send"],
+        *["wait", "send", "wait"],
+    ]
+    monkeypatch.undo()
+    assert stored(interaction) == orm_rows([ev(i) for i in range(7)])
+
+
+@postgresql_only
+@override_settings(SCOUT={**UNIT_SCOUT, "LIVE_NOTIFY": "poll"})  # on_commit needs autocommit
+def test_without_autocommit_the_batches_wait_for_the_callers_commit() -> None:
+    import psycopg
+
+    interaction = new_interaction()
+    table = connection.ops.quote_name(InteractionEvent._meta.db_table)
+    count_sql = f"SELECT COUNT(*) FROM {table} WHERE interaction_id = %s"  # noqa: S608
+    transaction.set_autocommit(False)
+    try:
+        assert event_store.store_event_stream(interaction, TRICKY, batch_size=6) == len(TRICKY)
+        with psycopg.connect(postgresql_url(), autocommit=True) as other:
+            assert other.execute(count_sql, [str(interaction.pk)]).fetchone() == (0,)
+            transaction.commit()
+            assert other.execute(count_sql, [str(interaction.pk)]).fetchone() == (len(TRICKY),)
+    finally:
+        transaction.rollback()
+        transaction.set_autocommit(True)
+    assert stored(interaction) == orm_rows(TRICKY)
+
+
+class Interrupted(BaseException):
+    """What a task's time limit raises in the middle of a write."""
+
+
+@postgresql_only
+@pytest.mark.parametrize("where", ["between exchanges", "in an exchange"])
+def test_a_write_cut_short_leaves_a_working_connection_and_a_refetch_completes_the_stream(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut short as a batch's ``COPY`` is waited for: either before the wait begins (the
+    batch is then waited for, so the connection is left ready), or in the middle of it (the
+    connection's state is unknown: it is closed)."""
+    interaction = new_interaction()
+    wait, result = CopyPipeline.wait, CopyPipeline._result
+    calls: list[str] = []
+
+    def interrupted_wait(self: CopyPipeline) -> None:
+        calls.append("wait")
+        if where == "between exchanges" and calls.count("wait") == 2:
+            raise Interrupted
+        wait(self)
+
+    def interrupted_result(self: CopyPipeline) -> Any:
+        calls.append("result")
+        if where == "in an exchange" and calls[-2:] == ["wait", "result"]:
+            raise Interrupted
+        return result(self)
+
+    monkeypatch.setattr(CopyPipeline, "wait", interrupted_wait)
+    monkeypatch.setattr(CopyPipeline, "_result", interrupted_result)
+    with pytest.raises(Interrupted):
+        event_store.store_event_stream(interaction, TRICKY, batch_size=6)
+    assert (connection.connection is None) == (where == "in an exchange")
+    monkeypatch.undo()
+    assert event_store.store_event_stream(interaction, TRICKY, batch_size=6) == len(TRICKY)
     assert stored(interaction) == orm_rows(TRICKY)
 
 

@@ -15,7 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 from typing import Any
 from unittest import mock
 
@@ -323,6 +324,46 @@ def test_event_timestamps_out_of_range_are_dropped_not_fatal(mock_scout: MockSco
     assert parse_timestamp("9999-12-31T23:59:59-14:00") is None
     assert parse_timestamp("0001-01-01T00:00:00+14:00") is None
     assert parse_timestamp("2026-01-01T00:00:00Z") is not None
+
+
+UTC = dt_timezone.utc
+PLUS_14 = dt_timezone(timedelta(hours=14))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-01-01T00:00:00Z", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("2026-01-01T00:00:00", datetime(2026, 1, 1, tzinfo=UTC)),  # naive: UTC
+        ("2026-01-01T02:00:00+02:00", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("2026-01-01", datetime(2026, 1, 1, tzinfo=UTC)),
+        # The range's ends, each side, whatever the offset.
+        ("0001-01-02T00:00:00Z", datetime(1, 1, 2, tzinfo=UTC)),
+        ("0001-01-02T13:59:59+14:00", None),
+        ("0001-12-31T23:59:59+14:00", datetime(1, 12, 31, 9, 59, 59, tzinfo=UTC)),
+        ("9999-12-30T00:00:00Z", datetime(9999, 12, 30, tzinfo=UTC)),
+        ("9999-12-30T00:00:01Z", None),
+        ("9998-12-31T23:59:59-14:00", datetime(9999, 1, 1, 13, 59, 59, tzinfo=UTC)),
+        ("not a date", None),
+        ("2025-02-30T00:00:00Z", None),
+        ("", None),
+        (None, None),
+        (12, None),
+        (datetime(2026, 1, 1), datetime(2026, 1, 1, tzinfo=UTC)),
+        (datetime(2026, 1, 1, 14, tzinfo=PLUS_14), datetime(2026, 1, 1, tzinfo=UTC)),
+        (datetime(1, 1, 1, 23, tzinfo=UTC), None),
+        (datetime(9999, 12, 30, 14, tzinfo=PLUS_14), datetime(9999, 12, 30, tzinfo=UTC)),
+        (datetime(9999, 12, 31, tzinfo=PLUS_14), None),
+    ],
+)
+def test_event_timestamps_are_read_as_aware_instants_in_range(
+    value: object, expected: datetime | None
+) -> None:
+    from django_scout.services.common import parse_timestamp
+
+    parsed = parse_timestamp(value)
+    assert parsed == expected
+    assert parsed is None or parsed.utcoffset() is not None
 
 
 def test_callback_deadline_applies_even_with_a_pending_delivery(

@@ -285,26 +285,33 @@ def classify_start_failure(error: ScoutError) -> Literal["retry", "refused", "am
 
 
 def parse_timestamp(value: Any) -> datetime | None:
-    """An aware datetime from an ISO 8601 string (or a datetime).
+    """An aware datetime from an ISO 8601 string (or a datetime); naive ones are read as UTC.
 
     ``None`` when it is neither, or lies outside the range a database column can take without
     overflowing (see :func:`django_scout.payloads.check_instant`).
     """
-    candidate: datetime | None = None
-    if isinstance(value, datetime):
-        candidate = value
-    elif isinstance(value, str) and value:
+    if isinstance(value, str):
         try:
-            candidate = parse_datetime(value)
+            candidate = parse_datetime(value) if value else None
         except ValueError:
             return None
-    if candidate is None:
+        if candidate is None:
+            return None
+        if candidate.tzinfo is None:  # a parsed time has no zone, or a fixed offset
+            candidate = candidate.replace(tzinfo=dt_timezone.utc)
+    elif isinstance(value, datetime):
+        candidate = value.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(value) else value
+    else:
         return None
+    # Called for every stored event: the years far from both ends are in range whatever the
+    # time zone, and need no conversion to tell.
+    if 1 < candidate.year < 9999:
+        return candidate
     try:
         check_instant(candidate)
     except ValueError:
         return None
-    return aware(candidate)
+    return candidate
 
 
 def enqueue_after_commit(task: Task[..., Any], *args: Any) -> None:

@@ -12,9 +12,14 @@
   and only the others are copied. When another writer stores the same sequences at the same
   moment, the unique constraint refuses the copy and the batch is checked and copied again.
   Outside the caller's transaction, a batch's ``COPY`` is a statement of its own, committed as
-  it ends: two round trips to the server per batch. The rows are encoded by
-  :mod:`.copy_binary` on the read-ahead thread and sent in one call.
-* **SQLite**: ``INSERT OR IGNORE`` of plain tuples with ``executemany``.
+  it ends, and it is sent without waiting for it to end (:mod:`.copy_pipeline`): the server
+  stores a batch while the next one is read, parsed and encoded (by :mod:`.copy_binary`), and
+  the writer waits for it only before sending that next one. Inside the caller's transaction,
+  each batch is copied in a savepoint and waited for.
+* **SQLite**: ``INSERT OR IGNORE`` of plain tuples, as many rows per statement as SQLite takes
+  parameters for (one statement of many rows costs less per row than ``executemany``, and the
+  GIL is released while it runs); the next batch is read on a helper thread (:mod:`.read_ahead`)
+  meanwhile, and while the commit waits for the disk.
 * **Anything else** (MySQL, MariaDB, Oracle, psycopg 2): ``bulk_create(ignore_conflicts=True)``.
 
 Every path stores what the model would: ``name`` and ``event_id`` cut to 255 characters, ``data``
@@ -30,12 +35,9 @@ sequence, the first is kept.
 Live viewers are told of each batch once it commits
 (:func:`~django_scout.services.live.notify_changed`).
 
-A batch is read from the stream whole before its transaction starts, so no transaction waits on
-the network. Where the database is another process (PostgreSQL, other servers), the next batch is
-read on a helper thread (:mod:`.read_ahead`) while the current one is written, so that parsing
-overlaps the server's work; SQLite writes on the caller's thread while holding the GIL for much
-of it, and there the helper cost more CPU than it saved, so it reads inline. No temporary
-table or other session state is used, so a connection pooler in transaction mode is fine.
+A batch is read from the stream whole before its statement starts, so no transaction waits on
+the network. No temporary table or other session state is used, so a connection pooler in
+transaction mode is fine.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from django.conf import settings
@@ -56,6 +59,7 @@ from ..client.streams import SessionEvent
 from ..models import Interaction, InteractionEvent
 from . import copy_binary
 from .common import parse_timestamp
+from .copy_pipeline import CopyPipeline
 from .live import notify_changed
 from .read_ahead import batches, read_ahead_batches
 from .storable import refuses_nul, storable_data, storable_json, storable_text
@@ -132,33 +136,59 @@ def _store_sqlite(
     events: Iterable[SessionEvent],
     batch_size: int,
 ) -> int:
-    table = _Table.of(connection)
-    # Identifiers from the model's meta, quoted; every value is a parameter.
-    placeholders = ", ".join(["%s"] * len(_FIELDS))
-    sql = f"INSERT OR IGNORE INTO {table.name} ({table.columns}) VALUES ({placeholders})"  # noqa: S608
+    insert = _SqliteInsert(connection)
     interaction_id = _field("interaction").get_db_prep_save(interaction.pk, connection)
     adapt = _sqlite_datetime_adapter(connection)
     dumps = json.dumps
+
+    def row(event: SessionEvent) -> tuple[Any, ...]:
+        """``event``'s values but ``created_at``'s; built on the read-ahead thread."""
+        return (
+            interaction_id,
+            event.sequence,
+            (event.name or "")[:255],
+            (event.id or "")[:255],
+            _json_text(event, dumps),
+            adapt(parse_timestamp(event.timestamp)),
+        )
+
     count = 0
-    for batch, _ in batches(events, batch_size):
-        now = adapt(timezone.now())
-        rows = [
-            (
-                interaction_id,
-                event.sequence,
-                (event.name or "")[:255],
-                (event.id or "")[:255],
-                _json_text(event, dumps),
-                adapt(parse_timestamp(event.timestamp)),
-                now,
-            )
-            for event in batch
-        ]
+    for rows, _ in read_ahead_batches(events, batch_size, row):
         with transaction.atomic(using=alias, savepoint=False), connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
+            insert.execute(cursor, rows, adapt(timezone.now()))
         notify_changed(Interaction, interaction.pk)
         count += len(rows)
     return count
+
+
+class _SqliteInsert:
+    """``INSERT OR IGNORE`` of many rows per statement, as many as SQLite takes parameters for.
+
+    One statement of many rows costs SQLite less per row than ``executemany``, which runs the
+    statement once for each row; and the GIL is released while a statement runs (not only
+    between rows), so that the read-ahead thread parses the next batch meanwhile.
+    """
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        table = _Table.of(connection)
+        # Identifiers from the model's meta, quoted; every value is a parameter.
+        self.head = f"INSERT OR IGNORE INTO {table.name} ({table.columns}) VALUES "  # noqa: S608
+        self.row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
+        limit = connection.features.max_query_params or 999
+        #: Rows per statement.
+        self.size = max(1, limit // len(_FIELDS))
+        self.full = self._sql(self.size)
+
+    def _sql(self, rows: int) -> str:
+        return self.head + ", ".join([self.row] * rows)
+
+    def execute(self, cursor: Any, rows: list[tuple[Any, ...]], created_at: Any) -> None:
+        """Insert ``rows`` (each the values of :data:`_FIELDS` but the last), each with
+        ``created_at``, skipping those whose sequence is stored."""
+        for start in range(0, len(rows), self.size):
+            part = rows[start : start + self.size]
+            sql = self.full if len(part) == self.size else self._sql(len(part))
+            cursor.execute(sql, list(chain.from_iterable((*row, created_at) for row in part)))
 
 
 def _json_text(event: SessionEvent, dumps: Callable[[Any], str]) -> str | None:
@@ -197,6 +227,8 @@ class _PostgresWriter:
         self.batch_size = size
         #: The highest sequence stored when this stream began.
         self.stored_before = -1
+        #: Set once a concurrent writer was caught: every batch is checked then.
+        self.checking = False
         # Every row starts with its field count and the interaction's key.
         self.row_start = copy_binary.row_start(len(_FIELDS)) + copy_binary.uuid_field(
             interaction.pk
@@ -215,23 +247,59 @@ class _PostgresWriter:
     def store(self, events: Iterable[SessionEvent]) -> int:
         """Write ``events``; returns how many came."""
         highest = self.stored_before = self._highest_stored()
-        checking = False  # set once a concurrent writer was caught: check every batch then
+        pipeline = self._pipeline()
+        # The batch whose COPY the server is running (read from the stream before it was
+        # sent, and kept to be copied again if it is refused).
+        in_flight: list[_PreparedRow] | None = None
         count = 0
-        for batch, _ in read_ahead_batches(events, self.batch_size, self._prepare):
-            count += len(batch)
-            if checking or not _rising_above(batch, highest):
-                self._copy_missing(batch)
-            else:
-                try:
-                    with self._scope() as cursor:
-                        self._copy(cursor, [self._encoded(row) for _, row in batch])
-                except IntegrityError:
-                    # A concurrent fetch stored some of these sequences first.
-                    checking = True
+        try:
+            # Outside a transaction, the next batch is read while the server stores the last.
+            for batch, _ in batches(map(self._prepare, events), self.batch_size):
+                count += len(batch)
+                if pipeline is not None and in_flight is not None:
+                    self._settle(pipeline, in_flight)
+                    in_flight = None
+                if self.checking or not _rising_above(batch, highest):
                     self._copy_missing(batch)
-            highest = max(highest, *(sequence for sequence, _ in batch))
-            notify_changed(Interaction, self.interaction_id)
+                    notify_changed(Interaction, self.interaction_id)
+                elif pipeline is not None:
+                    pipeline.send(self.copy_sql, self._payload(batch))
+                    in_flight = batch
+                else:
+                    try:
+                        with self._scope() as cursor:
+                            self._copy(cursor, batch)
+                    except IntegrityError:
+                        self._refused(batch)
+                    notify_changed(Interaction, self.interaction_id)
+                highest = max(highest, *(sequence for sequence, _ in batch))
+        finally:
+            # The batches before an error are stored before it propagates.
+            if pipeline is not None and pipeline.pending and in_flight is not None:
+                self._settle(pipeline, in_flight)
         return count
+
+    def _pipeline(self) -> CopyPipeline | None:
+        """A :class:`.CopyPipeline` when each batch may commit on its own (autocommit, outside
+        the caller's transaction); ``None`` when batches go through the caller's transaction."""
+        self.connection.ensure_connection()
+        if self.connection.in_atomic_block or not self.connection.get_autocommit():
+            return None
+        return CopyPipeline(self.connection)
+
+    def _settle(self, pipeline: CopyPipeline, batch: list[_PreparedRow]) -> None:
+        """Wait for ``batch``'s COPY to end; copy what is missing when it was refused."""
+        try:
+            pipeline.wait()
+        except IntegrityError:
+            self._refused(batch)
+        notify_changed(Interaction, self.interaction_id)
+
+    def _refused(self, batch: list[_PreparedRow]) -> None:
+        """``batch``'s COPY was refused by the unique constraint: a concurrent fetch stored
+        some of its sequences first. Copy the others, and check every later batch."""
+        self.checking = True
+        self._copy_missing(batch)
 
     def _highest_stored(self) -> int:
         with self.connection.cursor() as cursor:
@@ -240,9 +308,9 @@ class _PostgresWriter:
         return -1 if highest is None else int(highest)
 
     def _prepare(self, event: SessionEvent) -> _PreparedRow:
-        """``event`` with its ``COPY`` row, encoded on the read-ahead thread while a batch is
-        written; left to encode if needed when its sequence was stored before this stream
-        began (a re-fetch, whose rows are mostly skipped)."""
+        """``event`` with its ``COPY`` row, encoded as it is read (while the server stores the
+        batch before); left to encode if needed when its sequence was stored before this
+        stream began (a re-fetch, whose rows are mostly skipped)."""
         sequence = event.sequence
         return (sequence, event if sequence <= self.stored_before else self._encode(event))
 
@@ -285,13 +353,14 @@ class _PostgresWriter:
                     bounds = [min(unique), max(unique)]
                     cursor.execute(self.stored_sql, [self.interaction_id, *bounds])
                     stored = {sequence for (sequence,) in cursor.fetchall()}
-                    missing = [
-                        self._encoded(row)
-                        for sequence, row in unique.items()
-                        if sequence not in stored
-                    ]
-                    if missing:
-                        self._copy(cursor, missing)
+                    self._copy(
+                        cursor,
+                        [
+                            (sequence, row)
+                            for sequence, row in unique.items()
+                            if sequence not in stored
+                        ],
+                    )
                 return
             except IntegrityError:
                 if attempt == _ATTEMPTS - 1:
@@ -300,12 +369,8 @@ class _PostgresWriter:
     @contextmanager
     def _scope(self) -> Iterator[Any]:
         """A cursor, in a savepoint inside the caller's transaction (so that a refused copy
-        leaves it usable); outside one, each statement commits on its own.
-
-        A ``COPY`` in a transaction of its own (``BEGIN``, ``COPY``, ``COMMIT``) would cost
-        more round trips, and after each the writer's thread waits for the GIL held by the
-        read-ahead thread: the fewer, the more the server's work overlaps the reading.
-        """
+        leaves it usable); outside one, each statement commits on its own (a transaction
+        around it would only add round trips)."""
         if self.connection.in_atomic_block:
             with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
                 yield cursor
@@ -313,20 +378,23 @@ class _PostgresWriter:
             with self.connection.cursor() as cursor:
                 yield cursor
 
-    def _copy(self, cursor: Any, rows: list[bytes]) -> None:
-        """Send ``rows`` (each but its ``created_at``, which is now) in one ``COPY``, in one
-        call: the server's work on them is waited for without the GIL, so the read-ahead thread
-        encodes the next batch meanwhile."""
+    def _copy(self, cursor: Any, rows: list[_PreparedRow]) -> None:
+        """Send ``rows`` in one ``COPY``, in one call, and wait for it to end."""
         if not rows:
             return
+        # copy() is the psycopg cursor's, outside Django's wrapper: raise its errors as Django's.
+        with self.connection.wrap_database_errors, cursor.cursor.copy(self.copy_sql) as copy:
+            copy.write(self._payload(rows))
+
+    def _payload(self, rows: list[_PreparedRow]) -> bytes:
+        """The ``COPY`` data of ``rows``, each given ``created_at`` (now) as its last field."""
         now = timezone.now()
         if timezone.is_naive(now):  # USE_TZ = False: the ORM stores local time
             now = timezone.make_aware(now, self.connection.timezone)
         created_at = copy_binary.timestamptz(now)
-        # copy() is the psycopg cursor's, outside Django's wrapper: raise its errors as Django's.
-        with self.connection.wrap_database_errors, cursor.cursor.copy(self.copy_sql) as copy:
-            # Each row is followed by its last field.
-            copy.write(copy_binary.payload([created_at.join(rows), created_at]))
+        return copy_binary.payload(
+            [created_at.join(self._encoded(row) for _, row in rows), created_at]
+        )
 
 
 #: An event's sequence, and its ``COPY`` row (or the event, when not encoded yet).

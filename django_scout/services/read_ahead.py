@@ -1,17 +1,18 @@
 """Read an iterable in batches on a helper thread while the caller writes the previous batch.
 
-Storing an event stream alternates two kinds of work: reading, parsing and encoding the next
-events (Python, holding the GIL) and writing a batch to the database (mostly waiting on the
-database server, with the GIL released). :func:`read_ahead_batches` overlaps them: a daemon
-thread reads and prepares the batch after the one being written, at most :data:`READ_AHEAD`
-batches ahead, so memory stays bounded. Nothing on the helper thread touches the database; the
-caller's connection and transaction are used only by the caller.
+Storing an event stream alternates two kinds of work: reading, parsing and preparing the next
+events (Python, holding the GIL) and writing a batch to the database (SQLite's statements and
+its commit, or a round trip to a database server, with the GIL released).
+:func:`read_ahead_batches` overlaps them: a daemon thread reads and prepares the batch after the
+one being written, at most :data:`READ_AHEAD` batches ahead, so memory stays bounded. Nothing on
+the helper thread touches the database; the caller's connection and transaction are used only
+by the caller.
 
-The writer's thread needs the GIL for a moment after each of its round trips to the server.
-A thread that wants the GIL gets it only when the holder lets go, which a busy thread does only
-every ``sys.getswitchinterval()`` (5 ms): with a round trip or five per batch, the writer would
-spend most of its time waiting for the GIL, and the server would sit idle. So the helper lets
-go of it every :data:`SHARE_EVERY` items.
+The writer's thread needs the GIL for a moment after each statement. A thread that wants the GIL
+gets it only when the holder lets go, which a busy thread does only every
+``sys.getswitchinterval()`` (5 ms): with a few statements per batch, the writer would spend
+most of its time waiting for the GIL, and the database would sit idle. So the helper lets go of
+it every :data:`SHARE_EVERY` items.
 """
 
 from __future__ import annotations
