@@ -6,10 +6,15 @@ import json
 
 import pytest
 
+from django.db import connection
+
+from django_scout.models import InteractionEvent
 from django_scout.services.scrubbing import scrub_text
 from django_scout.services.storable import (
     NUL_REPLACEMENT,
+    nul_replaced,
     storable_data,
+    storable_fields,
     storable_json,
     storable_text,
 )
@@ -60,3 +65,18 @@ def test_values_without_nul_are_kept() -> None:
 def test_stored_error_texts_carry_no_nul() -> None:
     """Every stored error text passes through ``scrub_text``, on every database."""
     assert scrub_text("boom\x00!") == f"boom{NUL_REPLACEMENT}!"
+
+
+def test_fields_lose_nul_in_text_and_json_values_and_only_there() -> None:
+    fields = {"name": "a\x00", "event_id": "", "data": {"k\x00": ["v\x00"]}, "sequence": 3}
+    replaced = {
+        "name": f"a{NUL_REPLACEMENT}",
+        "event_id": "",
+        "data": {f"k{NUL_REPLACEMENT}": [f"v{NUL_REPLACEMENT}"]},
+        "sequence": 3,
+    }
+    assert nul_replaced(InteractionEvent, fields) == replaced
+    assert fields["name"] == "a\x00"  # the caller's dict is left as it was
+    # storable_fields replaces only where the database cannot store NUL.
+    expected = replaced if connection.vendor == "postgresql" else fields
+    assert storable_fields(InteractionEvent, fields) == expected

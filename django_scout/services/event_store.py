@@ -62,7 +62,7 @@ from .common import parse_timestamp
 from .copy_pipeline import CopyPipeline
 from .live import notify_changed
 from .read_ahead import batches, read_ahead_batches
-from .storable import refuses_nul, storable_data, storable_json, storable_text
+from .storable import nul_replaced, refuses_nul, storable_json, storable_text
 
 __all__ = ["store_event_stream"]
 
@@ -416,16 +416,18 @@ def _rising_above(batch: list[_PreparedRow], highest: int) -> bool:
 
 def _orm_row(interaction: Interaction, event: SessionEvent, nul: bool) -> InteractionEvent:
     """The instance ``bulk_create`` stores; with NUL characters replaced when ``nul``."""
-    name, event_id, data = (event.name or "")[:255], (event.id or "")[:255], event.data
+    values = {
+        "name": (event.name or "")[:255],
+        "event_id": (event.id or "")[:255],
+        "data": event.data,
+    }
     if nul:
-        name, event_id, data = storable_text(name), storable_text(event_id), storable_data(data)
+        values = nul_replaced(InteractionEvent, values)
     return InteractionEvent(
         interaction=interaction,
         sequence=event.sequence,
-        name=name,
-        event_id=event_id,
-        data=data,
         timestamp=parse_timestamp(event.timestamp),
+        **values,
     )
 
 

@@ -18,6 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 __all__ = [
     "NUL_REPLACEMENT",
+    "nul_replaced",
     "refuses_nul",
     "storable_data",
     "storable_fields",
@@ -58,9 +59,16 @@ def storable_data(data: Any) -> Any:
 
 def storable_fields(model: type[models.Model], fields: dict[str, Any]) -> dict[str, Any]:
     """``fields`` (names of ``model``'s fields to values) as the database can store them: on
-    PostgreSQL, NUL replaced in text and JSON values; elsewhere unchanged."""
+    PostgreSQL, NUL replaced in text and JSON values (:func:`nul_replaced`); elsewhere
+    unchanged."""
     if not refuses_nul(connections[router.db_for_write(model)]):
         return fields
+    return nul_replaced(model, fields)
+
+
+def nul_replaced(model: type[models.Model], fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` (names of ``model``'s fields to values) with NUL replaced in the values of
+    text and JSON fields, whatever the database (a caller that already knows it refuses NUL)."""
     stored = dict(fields)
     for name, value in fields.items():
         field = model._meta.get_field(name)
