@@ -158,6 +158,13 @@ def test_store_events_uses_the_batch_size_setting() -> None:
     assert stored(interaction) == orm_rows(TRICKY)
 
 
+def test_a_closed_connection_is_opened_to_store() -> None:
+    interaction = new_interaction()
+    connection.close()
+    assert event_store.store_event_stream(interaction, TRICKY, batch_size=5) == len(TRICKY)
+    assert stored(interaction) == orm_rows(TRICKY)
+
+
 def test_empty_stream_stores_nothing() -> None:
     interaction = new_interaction()
     assert event_store.store_event_stream(interaction, [], batch_size=3) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from django.db import connection
 
 from django_scout.models import InteractionEvent

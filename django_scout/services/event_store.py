@@ -174,6 +174,7 @@ class _SqliteInsert:
         # Identifiers from the model's meta, quoted; every value is a parameter.
         self.head = f"INSERT OR IGNORE INTO {table.name} ({table.columns}) VALUES "  # noqa: S608
         self.row = "(" + ", ".join(["%s"] * len(_FIELDS)) + ")"
+        connection.ensure_connection()  # a Django that reads the limit off the connection
         limit = connection.features.max_query_params or 999
         #: Rows per statement.
         self.size = max(1, limit // len(_FIELDS))
