@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, overload
 
 from asgiref.sync import async_to_sync
 from celery import Task
@@ -300,7 +300,7 @@ def parse_timestamp(value: Any) -> datetime | None:
         if candidate.tzinfo is None:  # a parsed time has no zone, or a fixed offset
             candidate = candidate.replace(tzinfo=dt_timezone.utc)
     elif isinstance(value, datetime):
-        candidate = value.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(value) else value
+        candidate = aware(value)
     else:
         return None
     # Called for every stored event: the years far from both ends are in range whatever the
@@ -324,6 +324,10 @@ def enqueue_after_commit(task: Task[..., Any], *args: Any) -> None:
     transaction.on_commit(lambda: publisher.publish(task, args))
 
 
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
 def aware(value: datetime | None) -> datetime | None:
     """``value`` made timezone-aware (UTC) when it is naive."""
     if value is not None and timezone.is_naive(value):

@@ -83,11 +83,11 @@ class CopyPipeline:
             return
         with self._exchange():
             result = self._result()
+            if result is None or result.status != self.status.COMMAND_OK:
+                self._raise(result)
             while self._result() is not None:  # the end of the statement's results
                 pass
             self.pending = False
-            if result is None or result.status != self.status.COMMAND_OK:
-                self._raise(result)
 
     @contextmanager
     def _exchange(self) -> Iterator[None]:
