@@ -287,6 +287,7 @@ class CallbackDelivery(models.Model):
         null=True,
         blank=True,
         related_name="deliveries",
+        db_index=False,  # ``scout_delivery_interaction`` below
     )
     target_interaction_id = models.UUIDField(
         null=True,
@@ -322,8 +323,20 @@ class CallbackDelivery(models.Model):
     class Meta:
         ordering = ["-received_at"]
         verbose_name_plural = "callback deliveries"
+        # A new delivery is written into every index but the partial ones on columns it leaves
+        # empty (``interaction``, ``processed_at``): those are filled by its processing, off
+        # the callback path.
         indexes = [
-            models.Index(fields=["processed_at", "received_at"], name="scout_delivery_pending"),
+            models.Index(
+                fields=["interaction"],
+                condition=models.Q(interaction__isnull=False),
+                name="scout_delivery_interaction",
+            ),
+            models.Index(
+                fields=["processed_at"],
+                condition=models.Q(processed_at__isnull=False),
+                name="scout_delivery_ended",
+            ),
             models.Index(fields=["target_interaction_id"], name="scout_delivery_target"),
             models.Index(fields=["received_at"], name="scout_delivery_received"),
             models.Index(fields=["state", "received_at"], name="scout_delivery_state"),

@@ -9,7 +9,10 @@ On PostgreSQL and SQLite (3.35+) a delivery is stored by a single
 - it cannot fail on the conflict, so inside an outer transaction (``ATOMIC_REQUESTS``) it needs
   no savepoint and a duplicate never breaks the transaction;
 - the repeat sets ``delivery_count`` to ``max(delivery_count, 1) + 1``, at least 2, so a row
-  that comes back with ``delivery_count = 1`` is exactly one this statement inserted.
+  that comes back with ``delivery_count = 1`` is exactly one this statement inserted;
+- it returns the key and the count of every row, and the other columns only for a repeat (the
+  caller has the values it just inserted): a new delivery's row comes back as two values, so the
+  driver converts no timestamps, UUIDs or texts it already has.
 
 Other databases have no such statement with ``RETURNING``; :func:`upsert_delivery` returns
 ``None`` there and the caller stores the delivery through the ORM instead.
@@ -63,6 +66,12 @@ def _insert_positions() -> tuple[int, ...]:
 
 
 @functools.cache
+def _parameter_names() -> tuple[str, ...]:
+    """The statement's parameter names, one per each of :func:`_insert_fields`."""
+    return tuple(f"p{number}" for number in range(len(_insert_fields())))
+
+
+@functools.cache
 def _positions() -> tuple[int, int]:
     """Where the primary key and ``delivery_count`` are in a returned row."""
     fields = list(CallbackDelivery._meta.concrete_fields)
@@ -83,9 +92,17 @@ def _statement(connection: BaseDatabaseWrapper) -> str:
         last = quote(meta.get_field("last_received_at").column)
         larger = "GREATEST" if connection.vendor == "postgresql" else "MAX"
         columns = ", ".join(quote(field.column) for field in _insert_fields())
-        placeholders = ", ".join(["%s"] * len(_insert_fields()))
-        returning = ", ".join(quote(field.column) for field in meta.concrete_fields)
-        # Only quoted identifiers from the model go into the text; every value is a parameter.
+        placeholders = ", ".join(f"%({name})s" for name in _parameter_names())
+        returned_as_is = (meta.pk, meta.get_field("delivery_count"))
+        returning = ", ".join(
+            quote(field.column)
+            if field in returned_as_is
+            else f"CASE WHEN {count} > 1 THEN {table}.{quote(field.column)} END"
+            for field in meta.concrete_fields
+        )
+        # Only quoted identifiers from the model go into the text; every value is a parameter,
+        # named: Django's SQLite backend then rewrites the placeholders by ``%`` formatting
+        # rather than by a regular expression over the whole text, a cost that grows with it.
         sql = (
             f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "  # noqa: S608
             f"ON CONFLICT ({quote(meta.get_field('callback_event_id').column)}) DO UPDATE SET "
@@ -190,10 +207,12 @@ def upsert_delivery(
     if not supports_upsert(connection):
         return None
     row = new_delivery_values(values, now)
-    params = [
-        adapt(row[position])
-        for adapt, position in zip(_adapters(connection), _insert_positions(), strict=True)
-    ]
+    params = {
+        name: adapt(row[position])
+        for name, adapt, position in zip(
+            _parameter_names(), _adapters(connection), _insert_positions(), strict=True
+        )
+    }
     try:
         with connection.cursor() as cursor:
             cursor.execute(_statement(connection), params)

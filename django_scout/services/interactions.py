@@ -1149,12 +1149,16 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
 
 
 def _abandon_deliveries(now: datetime, deadline_cutoff: datetime) -> int:
-    """Mark deliveries still unprocessed after ``CALLBACK_DEADLINE`` abandoned; how many."""
+    """Mark deliveries still unprocessed after ``CALLBACK_DEADLINE`` abandoned; how many.
+
+    A delivery is ``pending`` exactly while ``processed_at`` is empty; the ``state`` term lets
+    the database read the old pending ones off the ``(state, received_at)`` index.
+    """
     reason = (
         f"abandoned: not processed within CALLBACK_DEADLINE ({scout_settings().CALLBACK_DEADLINE}s)"
     )
     return CallbackDelivery.objects.filter(
-        processed_at__isnull=True, received_at__lte=deadline_cutoff
+        state=DeliveryState.PENDING, processed_at__isnull=True, received_at__lte=deadline_cutoff
     ).update(
         state=DeliveryState.ABANDONED,
         processed_at=now,
