@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 import uuid
@@ -306,3 +307,26 @@ def test_unknown_interaction_in_url_is_kept_unprocessed(committed: Committed) ->
     delivery = CallbackDelivery.objects.get()
     assert delivery.processed_at is None
     assert "no interaction" in delivery.processing_error
+
+
+def test_a_callback_leaves_no_cycle_of_the_view_for_the_garbage_collector() -> None:
+    """DRF's request refers to itself and to the view; the view cuts that as it answers, so
+    reference counting frees them and the collector is not left a cycle per callback."""
+    from rest_framework.request import Request
+
+    from django_scout.views import CallbackView
+
+    def alive() -> list[object]:
+        return [obj for obj in gc.get_objects() if isinstance(obj, (CallbackView, Request))]
+
+    client = Client()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            response = post_callback(client, callback_payload())
+            assert response.status_code == 200
+            del response
+        assert alive() == []
+    finally:
+        gc.enable()
