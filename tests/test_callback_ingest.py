@@ -1,8 +1,9 @@
 """Storing a callback: one statement per delivery, whatever the history, and its guarantees.
 
 ``record_callback`` inserts a new delivery or counts a repeat in a single
-``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` on PostgreSQL and SQLite, reads nothing back,
-and hands ``callback_received`` receivers the instance it has.
+``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` on PostgreSQL and SQLite; a new one is read
+nothing back (``callback_received`` receivers get the instance it has), a repeat reads its
+stored row in a second query.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from tests.helpers import UNIT_SCOUT, callback_payload, post_callback
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: Statements per callback on PostgreSQL and SQLite: the insert-or-count, for a new delivery
-#: and for a repeat alike.
+#: Statements per callback on PostgreSQL and SQLite: the insert-or-count for a new delivery;
+#: it and the read of the stored row for a repeat.
 QUERIES_PER_CALLBACK = 1
+QUERIES_PER_REPEAT = 2
 
 needs_upsert = pytest.mark.skipif(
     not deliveries.supports_upsert(connection),
@@ -115,8 +117,9 @@ def test_callback_path_queries_do_not_grow_with_history(size: int) -> None:
     with CaptureQueriesContext(connection) as repeat:
         assert post_callback(client, payload).json()["duplicate"] is True
     assert len(new.captured_queries) == QUERIES_PER_CALLBACK, new.captured_queries
-    assert len(repeat.captured_queries) == QUERIES_PER_CALLBACK, repeat.captured_queries
+    assert len(repeat.captured_queries) == QUERIES_PER_REPEAT, repeat.captured_queries
     assert new.captured_queries[0]["sql"].startswith("INSERT INTO")
+    assert repeat.captured_queries[1]["sql"].startswith("SELECT")
     assert CallbackDelivery.objects.count() == size + 1
 
 
@@ -251,7 +254,7 @@ def test_a_repeat_inside_a_transaction_needs_no_savepoint_and_breaks_nothing() -
         assert not transaction.get_rollback()
         assert CallbackDelivery.objects.get().delivery_count == 2
     statements = [query["sql"].split()[0].upper() for query in queries.captured_queries]
-    assert statements == ["INSERT"]
+    assert statements == ["INSERT", "SELECT"]  # no SAVEPOINT
     assert delivery.delivery_count == 2
 
 
@@ -362,3 +365,19 @@ def test_errors_are_json_whatever_accept_says(accept: str) -> None:
     )
     assert response.status_code == 401
     assert "mismatch" in response.json()["detail"]
+
+
+@needs_upsert
+@pytest.mark.usefixtures("published")
+def test_a_repeat_whose_row_is_gone_before_it_is_read_answers_with_what_it_knows() -> None:
+    payload = callback_payload()
+    first, _ = record(payload)
+    # As if prune deleted the row between the count and the read.
+    with mock.patch("django.db.models.query.QuerySet.first", return_value=None):
+        delivery, created = record(payload)
+    assert not created
+    assert (delivery.pk, delivery.callback_event_id, delivery.delivery_count) == (
+        first.pk,
+        payload["callback_event_id"],
+        2,
+    )
