@@ -73,13 +73,9 @@ def _parameter_names() -> tuple[str, ...]:
 
 
 @functools.cache
-def _positions() -> tuple[int, int]:
-    """Where the primary key and ``delivery_count`` are in a returned row."""
-    fields = list(CallbackDelivery._meta.concrete_fields)
-    return (
-        fields.index(CallbackDelivery._meta.pk),
-        fields.index(CallbackDelivery._meta.get_field("delivery_count")),
-    )
+def _pk_position() -> int:
+    """Where the primary key is among the model's concrete fields."""
+    return list(CallbackDelivery._meta.concrete_fields).index(CallbackDelivery._meta.pk)
 
 
 def _statement(connection: BaseDatabaseWrapper) -> str:
@@ -177,8 +173,9 @@ def upsert_delivery(
     Fields missing from ``values`` take the model's defaults, ``now`` for ``received_at``.
     Returns ``(stored delivery, created)``: in one round trip, a new instance holding the
     inserted values and its primary key when it was inserted; when it is a repeat, the stored
-    row (its count and ``last_received_at`` just updated from ``values``), read by a second
-    query. Returns ``None``,
+    row (``last_received_at`` just updated from ``values``), read by a second query, with the
+    ``delivery_count`` this repeat made it (a concurrent repeat may have counted since).
+    Returns ``None``,
     having done nothing, when the database cannot run the statement (see
     :func:`supports_upsert`); the caller then stores the delivery through the ORM.
 
@@ -205,12 +202,12 @@ def upsert_delivery(
             transaction.set_rollback(True, using=using)
         raise
     ((pk, count),) = rows
-    pk_index, count_index = _positions()
-    row[pk_index] = pk
+    row[_pk_position()] = pk
     if count == 1:
         return CallbackDelivery.from_db(using, _attnames(), row), True
     stored = CallbackDelivery.objects.using(using).filter(pk=pk).first()
     if stored is None:  # pruned in between: what this delivery knows of it
-        row[count_index] = count
         stored = CallbackDelivery.from_db(using, _attnames(), row)
+    # The count this delivery made, not a concurrent repeat's since.
+    stored.delivery_count = count
     return stored, False
