@@ -1,9 +1,9 @@
-"""Storing a callback: one statement per delivery, whatever the history, and its guarantees.
+"""Storing a callback: a bounded number of statements, whatever the history, and its guarantees.
 
 ``record_callback`` inserts a new delivery or counts a repeat in a single
-``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` on PostgreSQL and SQLite; a new one is read
-nothing back (``callback_received`` receivers get the instance it has), a repeat reads its
-stored row in a second query.
+``INSERT … ON CONFLICT … DO UPDATE … RETURNING`` on PostgreSQL and SQLite. Nothing of a new
+delivery is read back (``callback_received`` receivers get the instance it has); a repeat reads
+its stored row in a second query.
 """
 
 from __future__ import annotations

@@ -771,7 +771,8 @@ def record_callback(
     and, after the commit, is handed to :data:`.batching.batch_publisher`, which publishes its
     processing soon, batched with others, without making the caller wait (the stored row is
     the outbox: reconcile enqueues it when that publish is lost). On PostgreSQL and SQLite
-    storing is one statement (see :mod:`.deliveries`), and nothing is read back. A NUL
+    storing is one statement (see :mod:`.deliveries`); a new delivery is read nothing back,
+    a repeat reads its stored row. A NUL
     character in the payload is stored as PostgreSQL can (see :mod:`.storable`); ``raw_body``
     keeps the text as it came, whose JSON escapes hold no NUL.
     """
