@@ -323,9 +323,9 @@ class CallbackDelivery(models.Model):
     class Meta:
         ordering = ["-received_at"]
         verbose_name_plural = "callback deliveries"
-        # A new delivery is written into every index but the partial ones on columns it leaves
-        # empty (``interaction``, ``processed_at``): those are filled by its processing, off
-        # the callback path.
+        # A new delivery is written into every index but the partial ones on what its
+        # processing fills in (``interaction``, ``processed_at``, and the final ``state``), off
+        # the callback path. A pending delivery is found through ``scout_delivery_due``.
         indexes = [
             models.Index(
                 fields=["interaction"],
@@ -339,7 +339,12 @@ class CallbackDelivery(models.Model):
             ),
             models.Index(fields=["target_interaction_id"], name="scout_delivery_target"),
             models.Index(fields=["received_at"], name="scout_delivery_received"),
-            models.Index(fields=["state", "received_at"], name="scout_delivery_state"),
+            # ``processed_at`` is empty exactly while ``state`` is pending: these are the others.
+            models.Index(
+                fields=["state", "received_at"],
+                condition=models.Q(processed_at__isnull=False),
+                name="scout_delivery_outcome",
+            ),
             # The partial index names ``processed_at`` too, so SQLite's planner picks it.
             models.Index(
                 fields=["processed_at", "next_attempt_at"],

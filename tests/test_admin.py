@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_scout.models import (
     CallbackDelivery,
+    DeliveryState,
     Interaction,
     InteractionEvent,
     Session,
@@ -121,6 +125,38 @@ def test_delivery_admin_list_and_search(staff_client: Client, finished: Interact
     delivery = CallbackDelivery.objects.get()
     detail = staff_client.get(f"/admin/django_scout/callbackdelivery/{delivery.pk}/change/")
     assert detail.status_code == 200
+
+
+@pytest.mark.parametrize("state", [state.value for state in DeliveryState])
+def test_delivery_state_filter_lists_that_state_through_the_processed_at_term(
+    staff_client: Client, state: str
+) -> None:
+    for each in DeliveryState:
+        CallbackDelivery.objects.create(
+            callback_event_id=f"cb-state-{each.value}",
+            session_id="sess_state",
+            status="succeeded",
+            payload={},
+            raw_body="{}",
+            state=each.value,
+            processed_at=None if each == DeliveryState.PENDING else timezone.now(),
+        )
+    with CaptureQueriesContext(connection) as captured:
+        response = staff_client.get(
+            "/admin/django_scout/callbackdelivery/", {"state__exact": state}
+        )
+    assert response.status_code == 200
+    rows = response.content.decode().split('id="result_list"', 1)[1].split("</table>", 1)[0]
+    assert set(re.findall(r"cb-state-[a-z]+", rows)) == {f"cb-state-{state}"}
+    # The term that lets the database read them off the index holding that side.
+    term = "IS NULL" if state == DeliveryState.PENDING else "IS NOT NULL"
+    listed = [
+        query["sql"]
+        for query in captured.captured_queries
+        if "callbackdelivery" in query["sql"] and "LIMIT" in query["sql"]
+    ]
+    assert listed
+    assert all(f'"processed_at" {term}' in sql for sql in listed), listed
 
 
 @pytest.fixture

@@ -63,6 +63,8 @@ def pages(interaction: Interaction, run: WorkflowRun) -> list[tuple[str, dict[st
         (f"{BASE}/interactionevent/{event.pk}/change/", {}),
         (f"{BASE}/callbackdelivery/", {}),
         (f"{BASE}/callbackdelivery/", {"state__exact": "abandoned"}),
+        (f"{BASE}/callbackdelivery/", {"state__exact": "processed"}),
+        (f"{BASE}/callbackdelivery/", {"state__exact": "pending"}),
         (f"{BASE}/callbackdelivery/", {"interaction": str(interaction.pk)}),
         (f"{BASE}/callbackdelivery/", {"q": delivery.callback_event_id}),
         (f"{BASE}/callbackdelivery/{delivery.pk}/change/", {}),

@@ -1,12 +1,16 @@
-"""Migration ``0010``: the delivery indexes a new callback writes into, moved in place.
+"""Migrations ``0010`` and ``0011``: the delivery indexes a new callback writes into, moved in
+place.
 
-Forward, the foreign key's own index and ``scout_delivery_pending`` give way to partial indexes
-that hold only filled ``interaction_id`` and ``processed_at`` values; backward, they come back.
-Neither way rebuilds the table (SQLite's ``AlterField`` would copy every row), and the rows stay.
+``0010``: forward, the foreign key's own index and ``scout_delivery_pending`` give way to
+partial indexes that hold only filled ``interaction_id`` and ``processed_at`` values. ``0011``:
+``scout_delivery_state`` gives way to ``scout_delivery_outcome``, on the same columns but only
+for deliveries whose processing ended. Backward, each comes back. Neither way rebuilds the table
+(SQLite's ``AlterField`` would copy every row), and the rows stay.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -20,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = ("django_scout", "0009_stream_idle")
 AFTER = ("django_scout", "0010_delivery_insert_indexes")
+OUTCOME = ("django_scout", "0011_delivery_outcome_index")
 TABLE = "django_scout_callbackdelivery"
 
 
@@ -45,14 +50,35 @@ def indexes_on(*columns: str) -> dict[str, list[str]]:
     }
 
 
-@pytest.fixture
-def at_0009() -> Iterator[None]:
-    migrate(BEFORE)
+def index_definition(name: str) -> str:
+    """The statement that defines index ``name``, as the database reports it."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+        else:
+            cursor.execute("SELECT sql FROM sqlite_master WHERE name = %s", [name])
+        (definition,) = cursor.fetchone()
+    return str(definition)
+
+
+def migrated_to(target: tuple[str, str]) -> Iterator[None]:
+    """Django_scout migrated back to ``target`` for a test, then forward to its latest."""
+    migrate(target)
     try:
         yield
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes("django_scout"))
+
+
+@pytest.fixture
+def at_0009() -> Iterator[None]:
+    yield from migrated_to(BEFORE)
+
+
+@pytest.fixture
+def at_0010() -> Iterator[None]:
+    yield from migrated_to(AFTER)
 
 
 @pytest.mark.usefixtures("at_0009")
@@ -95,4 +121,44 @@ def test_the_indexes_move_both_ways_without_rebuilding_the_table() -> None:
 
     restored = indexes_on("interaction_id", "processed_at")
     assert restored.keys() == before.keys()
+    assert not [sql for sql in backward if "CREATE TABLE" in sql.upper()], backward
+
+
+@pytest.mark.skipif(
+    not connection.features.supports_partial_indexes, reason="needs partial indexes"
+)
+@pytest.mark.usefixtures("at_0010")
+def test_the_state_index_becomes_partial_both_ways_without_rebuilding_the_table() -> None:
+    executor = MigrationExecutor(connection)
+    old = executor.loader.project_state([AFTER]).apps
+    model = old.get_model("django_scout", "CallbackDelivery")
+    for state in ("pending", "processed"):
+        model.objects.create(
+            callback_event_id=f"evt_{state}",
+            session_id="sess_1",
+            status="succeeded",
+            payload={},
+            raw_body="{}",
+            state=state,
+            processed_at=None if state == "pending" else timezone.now(),
+        )
+    before = indexes_on("state")
+    assert before["scout_delivery_state"] == ["state", "received_at"]
+    assert "WHERE" not in index_definition("scout_delivery_state").upper()
+
+    forward = migrate(OUTCOME)
+
+    after = indexes_on("state")
+    assert "scout_delivery_state" not in after
+    assert after["scout_delivery_outcome"] == ["state", "received_at"]
+    definition = index_definition("scout_delivery_outcome").upper()
+    assert "WHERE PROCESSED_AT IS NOT NULL" in re.sub(r'["()]', "", definition), definition
+    assert not [sql for sql in forward if "CREATE TABLE" in sql.upper()], forward
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT callback_event_id FROM {TABLE} ORDER BY id")  # noqa: S608
+        assert cursor.fetchall() == [("evt_pending",), ("evt_processed",)]
+
+    backward = migrate(AFTER)
+
+    assert indexes_on("state") == before
     assert not [sql for sql in backward if "CREATE TABLE" in sql.upper()], backward

@@ -334,6 +334,26 @@ def _preview(value: Any, length: int = 120) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
+class DeliveryStateFilter(admin.ChoicesFieldListFilter):
+    """The ``state`` filter, with the ``processed_at`` term that puts the rows it lists on an
+    index: ``processed_at`` is empty exactly while a delivery is pending, and each of the
+    delivery indexes on ``state`` holds only one side (``scout_delivery_due`` the pending
+    deliveries, ``scout_delivery_outcome`` the others)."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        """The deliveries in the chosen state(s), through the index that holds them."""
+        filtered = super().queryset(request, queryset)
+        chosen: Any = self.used_parameters.get(self.lookup_kwarg)  # a list since Django 5.0
+        if filtered is None or not chosen:
+            return filtered
+        states = {chosen} if isinstance(chosen, str) else set(chosen)
+        if states == {DeliveryState.PENDING.value}:
+            return filtered.filter(processed_at__isnull=True)
+        if DeliveryState.PENDING.value not in states:
+            return filtered.filter(processed_at__isnull=False)
+        return filtered
+
+
 @admin.register(CallbackDelivery)
 class CallbackDeliveryAdmin(
     ReadOnlyAdminMixin, ScaledListMixin, ExactSearchMixin, DeliveryAdminBase
@@ -353,7 +373,7 @@ class CallbackDeliveryAdmin(
         "processed_display",
     )
     list_filter = (
-        "state",
+        ("state", DeliveryStateFilter),
         choices_filter(
             "Scout status", "status", (("succeeded", "succeeded"), ("failed", "failed"))
         ),

@@ -1152,8 +1152,9 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
 def _abandon_deliveries(now: datetime, deadline_cutoff: datetime) -> int:
     """Mark deliveries still unprocessed after ``CALLBACK_DEADLINE`` abandoned; how many.
 
-    A delivery is ``pending`` exactly while ``processed_at`` is empty; the ``state`` term lets
-    the database read the old pending ones off the ``(state, received_at)`` index.
+    A delivery is ``pending`` exactly while ``processed_at`` is empty, so the database reads
+    the candidates off ``scout_delivery_due``, which holds the pending ones only: the cost
+    grows with the backlog, never with the history.
     """
     reason = (
         f"abandoned: not processed within CALLBACK_DEADLINE ({scout_settings().CALLBACK_DEADLINE}s)"

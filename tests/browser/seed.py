@@ -207,6 +207,8 @@ def seed_admin_data() -> AdminData:
         None,
         now - timedelta(hours=3),
         state="abandoned",
+        processed_at=now - timedelta(minutes=40),
+        next_attempt_at=None,
         processing_attempts=8,
         processing_error="no interaction has session sess_unknown_0000",
     )
