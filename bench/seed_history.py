@@ -331,6 +331,8 @@ INTERACTION_COLUMNS = (
     "accepted_at",
     "completed_at",
     "events_fetched_at",
+    "stream",
+    "stream_progress_at",
 )
 EVENT_COLUMNS = (
     "interaction_id",
@@ -389,6 +391,7 @@ RUN_COLUMNS = (
     "updated_at",
     "started_at",
     "completed_at",
+    "stream_progress_at",
 )
 RUN_EVENT_COLUMNS = ("run_id", "sequence", "name", "data", "timestamp", "created_at")
 SESSION_COLUMNS = ("session_id", "agent_id", "created_at")
@@ -522,6 +525,8 @@ def interaction_rows(
             None if row.accepted is None else at(row.accepted),
             None if row.completed is None else at(row.completed),
             None if row.fetched is None else at(row.fetched),
+            False,
+            None,
         )
 
 
@@ -651,6 +656,8 @@ class PlannedRun:
     events: int = 0
     workflow: str = ""
     claimed: bool = True
+    #: Streamed: when its worker last stored an event (``stream_progress_at``).
+    progress: float | None = None
 
 
 def plan_runs(spec: HistorySpec, now: float, rng: random.Random) -> list[PlannedRun]:
@@ -670,9 +677,13 @@ def plan_runs(spec: HistorySpec, now: float, rng: random.Random) -> list[Planned
         if index >= len(created) - in_flight:
             run.created = now - rng.uniform(60.0, 1800.0)
             run.status, run.started = "running", run.created + 0.3
+            if run.stream:  # its worker is reading the stream: not idle
+                run.progress = now - 30.0
         else:
             run.started = when + 0.3
             run.completed = min(run.started + rng.uniform(1.0, 60.0), now - 300.0)
+            if run.stream:
+                run.progress = run.completed
             if rng.random() < 0.07:
                 run.status = "failed"
         planned.append(run)
@@ -724,6 +735,7 @@ def run_rows(
             at(last),
             None if run.started is None else at(run.started),
             None if run.completed is None else at(run.completed),
+            None if run.progress is None else at(run.progress),
         )
 
 
