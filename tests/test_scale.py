@@ -153,6 +153,46 @@ def test_prune_costs_follow_what_it_deletes() -> None:
     assert count == 4, count  # select + delete the events; deliveries and run events: none
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN checks run on PostgreSQL")
+def test_a_backlog_of_due_deliveries_is_read_off_the_due_index_in_order() -> None:
+    """With most deliveries due, each batch must still stop after its rows: an ``IS NULL``
+    term does not fix ``processed_at`` for PostgreSQL's ordering, so the batches are ordered by
+    both of ``scout_delivery_due``'s columns (else: every due row sorted, every batch)."""
+    import json
+
+    from django.db import transaction
+
+    now = timezone.now()
+    CallbackDelivery.objects.bulk_create(
+        CallbackDelivery(
+            callback_event_id=f"cb-backlog-{index}",
+            session_id="sess",
+            status="succeeded",
+            payload={},
+            raw_body="{}",
+            next_attempt_at=now - timedelta(seconds=index),
+        )
+        for index in range(3000)
+    )
+    analyze()
+    _, statements = count_queries(lambda: services.reconcile(now=now))
+    reads = [
+        sql
+        for sql in statements
+        if sql.lstrip().upper().startswith("SELECT")
+        and 'FROM "django_scout_callbackdelivery"' in sql
+        and "LIMIT" in sql
+    ]
+    assert reads
+    for sql in reads:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+            (plan,) = cursor.fetchone()
+        text = plan if isinstance(plan, str) else json.dumps(plan)
+        assert '"Sort"' not in text, (sql, text)
+        assert "scout_delivery_due" in text, (sql, text)
+
+
 def test_prune_deletes_all_it_should_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     from django_scout.services import common
 

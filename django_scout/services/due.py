@@ -17,7 +17,7 @@ history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,16 +66,23 @@ def requeue_due(
     now: datetime,
     task: Task[..., Any],
     as_arg: Callable[[Any], Any] = str,
+    index_order: Sequence[str] = ("next_attempt_at",),
 ) -> list[Any]:
     """Enqueue ``task`` for every row of ``queryset`` whose ``next_attempt_at`` has come.
 
     ``since_field`` is when the work began (its age sets the next pause); ``as_arg`` turns a
     primary key into the task's argument. Returns the primary keys enqueued. Two queries per
     :data:`BATCH` rows, plus one per distinct pause.
+
+    ``index_order`` is the columns of the index that holds the due rows, ending with
+    ``next_attempt_at``: the batches are read in that order so that the database reads the
+    index in order and stops after a batch. A column before it that ``queryset`` pins with
+    ``IS NULL`` must be named, since PostgreSQL does not count that as fixing its value (and
+    then sorts every due row for every batch).
     """
     requeued: list[Any] = []
     seen: set[Any] = set()
-    due = queryset.filter(next_attempt_at__lte=now).order_by("next_attempt_at")
+    due = queryset.filter(next_attempt_at__lte=now).order_by(*index_order)
     while True:
         rows = list(due.values_list("pk", since_field)[:BATCH])
         # A task run inline (eager mode) may make a row due again; each goes once per run.

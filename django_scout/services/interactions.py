@@ -1120,7 +1120,12 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
     pending_deliveries = CallbackDelivery.objects.filter(processed_at__isnull=True)
     report.requeued_deliveries.extend(
         requeue_due(
-            pending_deliveries, "received_at", now, scout_tasks().process_callback, as_arg=int
+            pending_deliveries,
+            "received_at",
+            now,
+            scout_tasks().process_callback,
+            as_arg=int,
+            index_order=("processed_at", "next_attempt_at"),  # ``scout_delivery_due``
         )
     )
 
