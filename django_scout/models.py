@@ -272,6 +272,10 @@ class DeliveryState(models.TextChoices):
     ABANDONED = "abandoned", _("abandoned")
 
 
+#: The columns of ``scout_delivery_due``, in order: reconcile reads its batches in this order.
+DELIVERY_DUE_ORDER = ("processed_at", "next_attempt_at")
+
+
 class CallbackDelivery(models.Model):
     """A distinct callback from Scout (one per ``callback_event_id``), however often delivered.
 
@@ -347,7 +351,7 @@ class CallbackDelivery(models.Model):
             ),
             # The partial index names ``processed_at`` too, so SQLite's planner picks it.
             models.Index(
-                fields=["processed_at", "next_attempt_at"],
+                fields=list(DELIVERY_DUE_ORDER),
                 condition=models.Q(processed_at__isnull=True),
                 name="scout_delivery_due",
             ),

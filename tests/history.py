@@ -155,14 +155,20 @@ def analyze() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
+def plan_of(sql: str) -> list[dict[str, Any]]:
+    """PostgreSQL's plan of ``sql`` (``EXPLAIN (FORMAT JSON)``), as the planner chooses it now."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+        (plan,) = cursor.fetchone()
+    parsed: list[dict[str, Any]] = json.loads(plan) if isinstance(plan, str) else plan
+    return parsed
+
+
 def unindexed_scans(sql: str) -> list[str]:
     """Scans of django-scout tables in ``sql``'s plan that no index condition narrows."""
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
-        (plan,) = cursor.fetchone()
-    if isinstance(plan, str):
-        plan = json.loads(plan)
+    plan = plan_of(sql)
     problems: list[str] = []
 
     def walk(node: dict[str, Any], limited: bool) -> None:

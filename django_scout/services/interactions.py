@@ -23,6 +23,7 @@ from ..client.streams import SessionEvent
 from ..client.validation import build_messages, validate_json_object, validate_tags
 from ..conf import scout_settings
 from ..models import (
+    DELIVERY_DUE_ORDER,
     CallbackDelivery,
     DeliveryState,
     Interaction,
@@ -1125,7 +1126,7 @@ def reconcile_interactions(now: datetime, report: ReconcileReport) -> None:
             now,
             scout_tasks().process_callback,
             as_arg=int,
-            index_order=("processed_at", "next_attempt_at"),  # ``scout_delivery_due``
+            index_order=DELIVERY_DUE_ORDER,
         )
     )
 
